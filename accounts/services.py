@@ -1,0 +1,296 @@
+"""Organizations, memberships and API tokens. Every mutation is audited in the same transaction."""
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+from django.utils.text import slugify
+
+from accounts.models import ORG_ROLE_RANK, ApiToken, Membership, Organization, OrgRole, TokenScope, User
+from audit.services import audit_record
+from platform_site.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
+
+# --- Roles ------------------------------------------------------------------------------------
+
+
+def org_role_of(*, user, organization: Organization) -> str | None:
+    return Membership.objects.filter(user=user, organization=organization).values_list("role", flat=True).first()
+
+
+def require_org_role(*, user, organization: Organization, minimum: str) -> str:
+    role = org_role_of(user=user, organization=organization)
+    if role is None or ORG_ROLE_RANK[role] < ORG_ROLE_RANK[minimum]:
+        raise PermissionDenied(
+            f"This needs the organization role '{minimum}' or higher.",
+            details=f"Your role in {organization.name} is '{role or 'none'}'.",
+        )
+    return role
+
+
+# --- Organizations ------------------------------------------------------------------------------
+
+
+def _unique_org_slug(name: str) -> str:
+    base = slugify(name)[:60] or "org"
+    candidate, n = base, 1
+    while Organization.objects.filter(slug=candidate).exists():
+        n += 1
+        candidate = f"{base}-{n}"
+    return candidate
+
+
+@transaction.atomic
+def organization_create(*, actor: User, name: str, slug: str | None = None) -> Organization:
+    if slug and Organization.objects.filter(slug=slug).exists():
+        raise Conflict(f"The slug '{slug}' is taken.", code="NAME_TAKEN", fields={"slug": ["This slug is taken."]})
+    organization = Organization.objects.create(name=name, slug=slug or _unique_org_slug(name))
+    Membership.objects.create(organization=organization, user=actor, role=OrgRole.OWNER)
+    audit_record(actor=actor, action="organization.create", target=organization, organization=organization)
+    return organization
+
+
+@transaction.atomic
+def organization_update(*, actor: User, organization: Organization, name: str | None = None) -> Organization:
+    require_org_role(user=actor, organization=organization, minimum=OrgRole.ADMIN)
+    changes = {}
+    if name is not None and name != organization.name:
+        changes["name"] = [organization.name, name]
+        organization.name = name
+        organization.save(update_fields=["name"])
+    audit_record(
+        actor=actor, action="organization.update", target=organization, organization=organization, metadata=changes
+    )
+    return organization
+
+
+@transaction.atomic
+def organization_delete(*, actor: User, organization: Organization) -> None:
+    require_org_role(user=actor, organization=organization, minimum=OrgRole.OWNER)
+    organization = Organization.objects.select_for_update().get(pk=organization.pk)
+    if organization.projects.exists():
+        raise Conflict(
+            "The organization still has projects.",
+            code="ORGANIZATION_NOT_EMPTY",
+            details="Projects, including deleted ones whose cost history is kept, belong to it.",
+            remediation="Ask an administrator to archive the organization instead.",
+        )
+    audit_record(
+        actor=actor,
+        action="organization.delete",
+        target=organization,
+        organization=None,
+        metadata={"organization_id": organization.pk, "name": organization.name},
+    )
+    organization.delete()
+
+
+# --- Memberships --------------------------------------------------------------------------------
+
+
+def _check_grantable(*, actor_role: str, role: str) -> None:
+    if ORG_ROLE_RANK[role] > ORG_ROLE_RANK[actor_role]:
+        raise PermissionDenied(
+            f"You cannot grant the role '{role}': it is above your own ('{actor_role}').", code="ROLE_TOO_HIGH"
+        )
+
+
+def _lock_owners(organization: Organization) -> list[Membership]:
+    return list(
+        Membership.objects.select_for_update().filter(organization=organization, role=OrgRole.OWNER).order_by("pk")
+    )
+
+
+@transaction.atomic
+def membership_add(*, actor: User, organization: Organization, email: str, role: str) -> Membership:
+    actor_role = require_org_role(user=actor, organization=organization, minimum=OrgRole.ADMIN)
+    _check_grantable(actor_role=actor_role, role=role)
+    user = User.objects.filter(email=email.strip().lower()).first()
+    if user is None:
+        raise ValidationFailed(
+            "No account has this e-mail address.",
+            fields={"email": ["No account has this e-mail address."]},
+            remediation="Invite the person to a project instead; they join when they accept.",
+        )
+    membership, created = Membership.objects.get_or_create(
+        organization=organization, user=user, defaults={"role": role}
+    )
+    if not created:
+        raise Conflict(f"{user.email} is already a member.", code="ALREADY_MEMBER")
+    audit_record(
+        actor=actor,
+        action="membership.create",
+        target=membership,
+        organization=organization,
+        metadata={"user": user.email, "role": role},
+    )
+    return membership
+
+
+@transaction.atomic
+def membership_update_role(*, actor: User, membership: Membership, role: str) -> Membership:
+    organization = membership.organization
+    actor_role = require_org_role(user=actor, organization=organization, minimum=OrgRole.ADMIN)
+    _check_grantable(actor_role=actor_role, role=role)
+    if ORG_ROLE_RANK[membership.role] > ORG_ROLE_RANK[actor_role]:
+        raise PermissionDenied("You cannot change the role of someone ranked above you.", code="ROLE_TOO_HIGH")
+    owners = _lock_owners(organization)
+    if membership.role == OrgRole.OWNER and role != OrgRole.OWNER and len(owners) <= 1:
+        raise Conflict(
+            "The last owner cannot be demoted.", code="LAST_OWNER", remediation="Make someone else an owner first."
+        )
+    previous = membership.role
+    membership.role = role
+    membership.save(update_fields=["role"])
+    audit_record(
+        actor=actor,
+        action="membership.update",
+        target=membership,
+        organization=organization,
+        metadata={"user": membership.user.email, "role": [previous, role]},
+    )
+    return membership
+
+
+@transaction.atomic
+def membership_remove(*, actor: User, membership: Membership) -> None:
+    """Admins remove members; anyone may leave. Leaving also ends the person's project memberships there."""
+    from projects.models import ProjectMember
+
+    organization = membership.organization
+    if membership.user_id != actor.pk:
+        actor_role = require_org_role(user=actor, organization=organization, minimum=OrgRole.ADMIN)
+        if ORG_ROLE_RANK[membership.role] > ORG_ROLE_RANK[actor_role]:
+            raise PermissionDenied("You cannot remove someone ranked above you.", code="ROLE_TOO_HIGH")
+    owners = _lock_owners(organization)
+    if membership.role == OrgRole.OWNER and len(owners) <= 1:
+        raise Conflict(
+            "The last owner cannot leave or be removed.",
+            code="LAST_OWNER",
+            remediation="Make someone else an owner first.",
+        )
+    ProjectMember.objects.filter(user_id=membership.user_id, project__organization=organization).delete()
+    audit_record(
+        actor=actor,
+        action="membership.delete",
+        target=membership,
+        organization=organization,
+        metadata={"user": membership.user.email, "role": membership.role},
+    )
+    membership.delete()
+
+
+# --- API tokens -----------------------------------------------------------------------------------
+
+TOKEN_ENTROPY_BYTES = 32  # 256 bits
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    token: ApiToken
+    secret: str  # shown once, never stored
+
+
+class TokenRejected(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        self.code = code
+        self.message = message
+        super().__init__(message)
+
+
+def token_digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+@transaction.atomic
+def token_create(
+    *,
+    actor: User,
+    name: str,
+    scopes: list[str],
+    expires_at: datetime | None = None,
+    via_token: ApiToken | None = None,
+) -> IssuedToken:
+    scopes = sorted(set(scopes))
+    unknown = [scope for scope in scopes if scope not in TokenScope.values]
+    if not scopes or unknown:
+        raise ValidationFailed(fields={"scopes": [f"Choose from {', '.join(TokenScope.values)}."]})
+    if via_token is not None and not set(scopes) <= set(via_token.scopes):
+        raise PermissionDenied(
+            "A token cannot create a token with scopes it does not have itself.", code="INSUFFICIENT_SCOPE"
+        )
+    if expires_at is not None and expires_at <= timezone.now():
+        raise ValidationFailed(fields={"expires_at": ["Must be in the future."]})
+    secret = settings.CARREL_TOKEN_PREFIX + secrets.token_urlsafe(TOKEN_ENTROPY_BYTES)
+    token = ApiToken.objects.create(
+        user=actor,
+        name=name,
+        prefix=secret[: len(settings.CARREL_TOKEN_PREFIX) + 6],
+        token_hash=token_digest(secret),
+        scopes=scopes,
+        expires_at=expires_at,
+    )
+    audit_record(actor=actor, action="token.create", target=token, metadata={"scopes": scopes})
+    return IssuedToken(token=token, secret=secret)
+
+
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
+def token_authenticate(*, secret: str, ip: str | None) -> ApiToken:
+    """The token for a presented secret, or TokenRejected with a stable code."""
+    if not secret.startswith(settings.CARREL_TOKEN_PREFIX) or len(secret) > 128:
+        raise TokenRejected("TOKEN_INVALID", "The bearer token is not valid.")
+    digest = token_digest(secret)
+    token = ApiToken.objects.select_related("user").filter(token_hash=digest).first()
+    # The lookup is by digest; compare again in constant time so no timing reveals a near match.
+    if token is None or not hmac.compare_digest(token.token_hash, digest):
+        raise TokenRejected("TOKEN_INVALID", "The bearer token is not valid.")
+    if token.revoked_at is not None:
+        raise TokenRejected("TOKEN_REVOKED", "The bearer token was revoked.")
+    if token.is_expired:
+        raise TokenRejected("TOKEN_EXPIRED", "The bearer token has expired.")
+    if not token.user.is_active:
+        raise TokenRejected("AUTHENTICATION_FAILED", "The account is disabled.")
+    now = timezone.now()
+    # Writing last-use on every request would turn every read into a write; minute resolution is enough.
+    if token.last_used_at is None or now - token.last_used_at >= LAST_USED_RESOLUTION or token.last_used_ip != ip:
+        ApiToken.objects.filter(pk=token.pk).update(last_used_at=now, last_used_ip=ip)
+        token.last_used_at, token.last_used_ip = now, ip
+    return token
+
+
+@transaction.atomic
+def token_revoke(*, actor: User, token: ApiToken) -> ApiToken:
+    """Idempotent: revoking a revoked token changes nothing and records nothing."""
+    now = timezone.now()
+    if ApiToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(revoked_at=now):
+        token.revoked_at = now
+        audit_record(actor=actor, action="token.revoke", target=token)
+    else:
+        token.refresh_from_db(fields=["revoked_at"])
+    return token
+
+
+def token_revoke_by_digest(*, actor: User, digest: str) -> ApiToken:
+    token = ApiToken.objects.visible_to(actor).filter(token_hash=digest.lower()).first()
+    if token is None:
+        raise NotFound("No token of yours has this SHA-256.", code="TOKEN_NOT_FOUND")
+    return token_revoke(actor=actor, token=token)
+
+
+@transaction.atomic
+def token_delete(*, actor: User, token: ApiToken) -> None:
+    audit_record(actor=actor, action="token.delete", target=token)
+    token.delete()
+
+
+@transaction.atomic
+def token_purge(*, actor: User) -> int:
+    deleted, _ = ApiToken.objects.filter(user=actor).delete()
+    audit_record(actor=actor, action="token.purge", target=actor, metadata={"deleted": deleted})
+    return deleted

@@ -1,0 +1,31 @@
+from typing import Any
+
+from django.db import models
+
+from audit.models import AuditEvent
+from platform_site import request_context
+
+
+def audit_record(
+    *,
+    actor,
+    action: str,
+    target: models.Model,
+    organization=None,
+    metadata: dict[str, Any] | None = None,
+) -> AuditEvent:
+    """Record a mutating action. Call it inside the same transaction as the change it describes."""
+    context = request_context.current()
+    actor_user = actor if actor is not None and getattr(actor, "is_authenticated", False) else None
+    return AuditEvent.objects.create(
+        organization=organization,
+        actor=actor_user,
+        actor_label=getattr(actor_user, "email", "") or "system",
+        action=action,
+        target_type=target._meta.model_name,
+        target_id=str(target.pk),
+        target_label=str(target)[:254],
+        ip=context.ip,
+        request_id=context.request_id,
+        metadata=metadata or {},
+    )

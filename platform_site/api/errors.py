@@ -1,0 +1,225 @@
+"""The one error envelope for everything under /api/.
+
+    {"error": {"code", "message", "details", "remediation", "timestamp", "request_id"}}
+
+Validation errors add "fields": {field: [messages]}. Codes are stable and upper-case.
+"""
+
+import logging
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.http import Http404, HttpRequest, JsonResponse
+from django.utils import timezone
+from rest_framework import exceptions as drf_exceptions
+from rest_framework import status
+from rest_framework.response import Response
+
+from platform_site import errors, request_context
+
+logger = logging.getLogger("carrel.api")
+
+# Every code the API can answer with, and what it means; published in the OpenAPI schema.
+ERROR_CODES: dict[str, str] = {
+    "VALIDATION_ERROR": "A field is missing or invalid; see `fields`.",
+    "PARSE_ERROR": "The request body is not valid JSON.",
+    "UNSUPPORTED_MEDIA_TYPE": "The request body has a content type the endpoint does not accept.",
+    "NOT_ACCEPTABLE": "No response format matches the Accept header.",
+    "AUTHENTICATION_REQUIRED": "No credentials were sent.",
+    "AUTHENTICATION_FAILED": "The credentials are wrong.",
+    "TOKEN_INVALID": "The bearer token is unknown.",
+    "TOKEN_EXPIRED": "The bearer token has expired.",
+    "TOKEN_REVOKED": "The bearer token was revoked.",
+    "PERMISSION_DENIED": "The caller may see the object but not do this to it.",
+    "INSUFFICIENT_SCOPE": "The token lacks the scope this request needs (e.g. `write`).",
+    "CSRF_FAILED": "A browser session request lacks a valid CSRF token.",
+    "NOT_FOUND": "No such object, or not visible to the caller.",
+    "PAGE_NOT_FOUND": "The page number is past the last page.",
+    "ROUTE_NOT_FOUND": "No API endpoint has this path.",
+    "ORGANIZATION_NOT_FOUND": "No such organization visible to the caller.",
+    "MEMBER_NOT_FOUND": "No such member visible to the caller.",
+    "PROJECT_NOT_FOUND": "No such project visible to the caller.",
+    "TOKEN_NOT_FOUND": "No such token belonging to the caller.",
+    "USER_NOT_FOUND": "No such user sharing an organization with the caller.",
+    "AUDIT_EVENT_NOT_FOUND": "No such audit event visible to the caller.",
+    "PROVIDER_NOT_FOUND": "No such login provider is configured.",
+    "METHOD_NOT_ALLOWED": "The endpoint does not support this HTTP method.",
+    "CONFLICT": "The request conflicts with the current state.",
+    "ALREADY_MEMBER": "The user is already a member.",
+    "LAST_OWNER": "The last owner cannot be removed or demoted.",
+    "ROLE_TOO_HIGH": "Nobody can grant a role above their own.",
+    "ORGANIZATION_NOT_EMPTY": "The organization still has projects.",
+    "PROJECT_HAS_LIVE_WORKSPACES": "The project still has workspaces that are not terminated.",
+    "NAME_TAKEN": "Another object already has this name.",
+    "RATE_LIMITED": "Too many requests; wait for `Retry-After` seconds.",
+    "AUTH_THROTTLED": "Too many failed authentications from this address; wait for `Retry-After` seconds.",
+    "INTERNAL_ERROR": "An unexpected server error; quote `request_id` when reporting it.",
+}
+
+_REMEDIATION = {
+    401: "Send `Authorization: Bearer <token>` (create one with POST /api/v1/tokens) or log in.",
+    403: "Ask an owner or admin for the role this action needs.",
+    404: "Check the identifier; objects of other organizations are never visible.",
+    429: "Wait for the number of seconds in `Retry-After`, then retry.",
+    500: "Retry later; if it persists, report the request_id to an administrator.",
+}
+
+
+def envelope(
+    *,
+    status_code: int,
+    code: str,
+    message: str,
+    details: str = "",
+    remediation: str = "",
+    fields: dict | None = None,
+) -> dict:
+    body = {
+        "code": code,
+        "message": message,
+        "details": details,
+        "remediation": remediation or _REMEDIATION.get(status_code, ""),
+        "timestamp": timezone.now().isoformat().replace("+00:00", "Z"),
+        "request_id": request_context.current().request_id,
+    }
+    if fields is not None:
+        body["fields"] = fields
+    return {"error": body}
+
+
+def _flatten_validation(detail, prefix: str = "") -> dict[str, list[str]]:
+    """DRF nests validation errors by field and index; the envelope lists them by dotted path."""
+    fields: dict[str, list[str]] = {}
+    if isinstance(detail, dict):
+        for key, value in detail.items():
+            path = f"{prefix}.{key}" if prefix else str(key)
+            fields.update(_flatten_validation(value, path))
+    elif isinstance(detail, list):
+        if all(not isinstance(item, (dict, list)) for item in detail):
+            fields[prefix or "non_field_errors"] = [str(item) for item in detail]
+        else:
+            for index, item in enumerate(detail):
+                fields.update(_flatten_validation(item, f"{prefix}.{index}" if prefix else str(index)))
+    else:
+        fields[prefix or "non_field_errors"] = [str(detail)]
+    return fields
+
+
+def _auth_code(exc: drf_exceptions.APIException) -> str:
+    code = _stable_code(exc)
+    if code:
+        return code
+    return "AUTHENTICATION_REQUIRED" if isinstance(exc, drf_exceptions.NotAuthenticated) else "AUTHENTICATION_FAILED"
+
+
+def _stable_code(exc: drf_exceptions.APIException) -> str | None:
+    """A code passed as `code=` to a DRF exception is kept when it is one of ours (upper-case)."""
+    codes = exc.get_codes()
+    return codes if isinstance(codes, str) and codes.isupper() else None
+
+
+def exception_handler(exc, context) -> Response:
+    """DRF's EXCEPTION_HANDLER: every failure becomes the envelope, nothing leaks a traceback."""
+    headers: dict[str, str] = {}
+    if isinstance(exc, errors.CarrelError):
+        data = envelope(
+            status_code=exc.status_code,
+            code=exc.code,
+            message=exc.message,
+            details=exc.details,
+            remediation=exc.remediation,
+            fields=exc.fields,
+        )
+        return Response(data, status=exc.status_code)
+    if isinstance(exc, Http404):
+        exc = drf_exceptions.NotFound()
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = drf_exceptions.PermissionDenied()
+
+    if isinstance(exc, drf_exceptions.ValidationError):
+        fields = _flatten_validation(exc.detail)
+        summary = "; ".join(f"{name}: {' '.join(messages)}" for name, messages in fields.items())
+        data = envelope(
+            status_code=400,
+            code="VALIDATION_ERROR",
+            message="The request is not valid.",
+            details=summary,
+            remediation="Correct the fields listed in `fields` and retry.",
+            fields=fields,
+        )
+        return Response(data, status=400)
+
+    if isinstance(exc, drf_exceptions.APIException):
+        status_code = exc.status_code
+        message = str(exc.detail) if not isinstance(exc.detail, (dict, list)) else "Request failed."
+        code = getattr(exc, "carrel_code", None) or _stable_code(exc)
+        details = ""
+        if isinstance(exc, (drf_exceptions.NotAuthenticated, drf_exceptions.AuthenticationFailed)):
+            code = _auth_code(exc)
+            status_code = 401
+            headers["WWW-Authenticate"] = getattr(exc, "auth_header", None) or 'Bearer realm="api"'
+        elif isinstance(exc, drf_exceptions.Throttled):
+            code = code or "RATE_LIMITED"
+            if exc.wait is not None:
+                headers["Retry-After"] = str(max(1, int(exc.wait + 0.999)))
+            message = "Too many requests."
+            details = f"Retry after {headers.get('Retry-After', 'a few')} seconds."
+        elif isinstance(exc, drf_exceptions.PermissionDenied):
+            if message.startswith("CSRF Failed"):
+                code, details, message = "CSRF_FAILED", message, "CSRF verification failed."
+            code = code or "PERMISSION_DENIED"
+        elif isinstance(exc, drf_exceptions.NotFound):
+            code = code or "NOT_FOUND"
+        elif isinstance(exc, drf_exceptions.MethodNotAllowed):
+            code = "METHOD_NOT_ALLOWED"
+        elif isinstance(exc, drf_exceptions.ParseError):
+            code, details, message = "PARSE_ERROR", message, "The request body could not be parsed."
+        elif isinstance(exc, drf_exceptions.UnsupportedMediaType):
+            code = "UNSUPPORTED_MEDIA_TYPE"
+        elif isinstance(exc, drf_exceptions.NotAcceptable):
+            code = "NOT_ACCEPTABLE"
+        code = code or "BAD_REQUEST"
+        data = envelope(status_code=status_code, code=code, message=message, details=details)
+        return Response(data, status=status_code, headers=headers)
+
+    request = context.get("request")
+    logger.exception("Unhandled API error on %s %s", getattr(request, "method", "?"), getattr(request, "path", "?"))
+    data = envelope(
+        status_code=500,
+        code="INTERNAL_ERROR",
+        message="An unexpected error occurred.",
+    )
+    return Response(data, status=status.HTTP_500_INTERNAL_SERVER_ERROR)
+
+
+def json_error(request: HttpRequest, *, status_code: int, code: str, message: str, details: str = "") -> JsonResponse:
+    return JsonResponse(
+        envelope(status_code=status_code, code=code, message=message, details=details), status=status_code
+    )
+
+
+def api_route_not_found(request: HttpRequest, *args, **kwargs) -> JsonResponse:
+    """The catch-all for unknown /api/ paths: JSON, not Django's HTML 404 page."""
+    return json_error(
+        request,
+        status_code=404,
+        code="ROUTE_NOT_FOUND",
+        message=f"No API endpoint at {request.path}.",
+        details=f"{request.method} {request.path}",
+    )
+
+
+def handler500(request: HttpRequest):
+    """Errors outside DRF views (middleware, Django views) still answer with the envelope under /api/."""
+    if request.path.startswith("/api/"):
+        return json_error(request, status_code=500, code="INTERNAL_ERROR", message="An unexpected error occurred.")
+    from django.views.defaults import server_error
+
+    return server_error(request)
+
+
+def handler404(request: HttpRequest, exception=None):
+    if request.path.startswith("/api/"):
+        return api_route_not_found(request)
+    from django.views.defaults import page_not_found
+
+    return page_not_found(request, exception)

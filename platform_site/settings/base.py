@@ -1,0 +1,294 @@
+"""Settings shared by every environment, read from the environment.
+
+SQLite, a file cache and a filesystem Celery broker by default (the sandbox needs no servers);
+PostgreSQL when DATABASE_URL is set; Redis for cache, rate-limit counters and the Celery broker
+when REDIS_URL is set.
+"""
+
+import os
+from datetime import timedelta
+from pathlib import Path
+
+import dj_database_url
+
+BASE_DIR = Path(__file__).resolve().parent.parent.parent
+VAR_DIR = Path(os.environ.get("CARREL_VAR_DIR", BASE_DIR / "var"))
+
+
+def env_bool(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def env_list(name: str, default: str = "") -> list[str]:
+    return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
+
+
+SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "django-insecure-sandbox-only-key-never-use-this-in-production")
+DEBUG = env_bool("DJANGO_DEBUG", True)
+ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver")
+CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS")
+
+CARREL_VERSION = "0.1.0"
+CARREL_API_VERSION = "v1"
+CARREL_SANDBOX = env_bool("CARREL_SANDBOX", False)
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django.contrib.sites",
+    "rest_framework",
+    "drf_spectacular",
+    "allauth",
+    "allauth.account",
+    "allauth.socialaccount",
+    "allauth.socialaccount.providers.github",
+    "allauth.socialaccount.providers.google",
+    "allauth.socialaccount.providers.orcid",
+    "allauth.socialaccount.providers.openid_connect",
+    "platform_site",
+    "accounts",
+    "audit",
+    "projects",
+    "workspaces",
+    "budgets",
+    "invitations",
+    "templates.apps.TemplatesConfig",
+]
+
+MIDDLEWARE = [
+    "platform_site.middleware.RequestContextMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "allauth.account.middleware.AccountMiddleware",
+    "platform_site.api.ratelimit.RateLimitMiddleware",
+]
+
+ROOT_URLCONF = "platform_site.urls"
+WSGI_APPLICATION = "platform_site.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "platform_site" / "html"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {
+    "default": dj_database_url.config(
+        env="DATABASE_URL",
+        default=f"sqlite:///{VAR_DIR / 'carrel.sqlite3'}",
+        conn_max_age=int(os.environ.get("DATABASE_CONN_MAX_AGE", "60")),
+        conn_health_checks=True,
+    )
+}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+REDIS_URL = os.environ.get("REDIS_URL", "")
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": os.environ.get("CARREL_CACHE_PREFIX", "carrel"),
+        }
+    }
+else:
+    # A file cache is shared by the sandbox's web, worker and beat processes.
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            "LOCATION": str(VAR_DIR / "cache"),
+        }
+    }
+
+AUTH_USER_MODEL = "accounts.User"
+AUTHENTICATION_BACKENDS = [
+    "django.contrib.auth.backends.ModelBackend",
+    "allauth.account.auth_backends.AuthenticationBackend",
+]
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = Path(os.environ.get("DJANGO_STATIC_ROOT", VAR_DIR / "static"))
+SITE_ID = 1
+
+# --- Accounts (django-allauth) -------------------------------------------------------------
+LOGIN_REDIRECT_URL = "/"
+ACCOUNT_LOGOUT_REDIRECT_URL = "/"
+ACCOUNT_LOGIN_METHODS = {"email"}
+ACCOUNT_SIGNUP_FIELDS = ["email*", "password1*", "password2*"]
+ACCOUNT_UNIQUE_EMAIL = True
+ACCOUNT_USER_MODEL_USERNAME_FIELD = "username"
+ACCOUNT_EMAIL_VERIFICATION = os.environ.get("ACCOUNT_EMAIL_VERIFICATION", "mandatory")
+ACCOUNT_LOGIN_ON_EMAIL_CONFIRMATION = True
+ACCOUNT_DEFAULT_HTTP_PROTOCOL = os.environ.get("CARREL_HTTP_PROTOCOL", "http")
+SOCIALACCOUNT_EMAIL_AUTHENTICATION = False
+SOCIALACCOUNT_STORE_TOKENS = False
+
+
+def _oauth_providers() -> dict:
+    """OAuth/OIDC providers are switched on by configuration: a provider with a client id is on."""
+    providers: dict = {}
+    for provider, prefix, scope in (
+        ("github", "GITHUB", ["read:user", "user:email"]),
+        ("google", "GOOGLE", ["profile", "email"]),
+        ("orcid", "ORCID", None),
+    ):
+        client_id = os.environ.get(f"CARREL_OAUTH_{prefix}_CLIENT_ID")
+        if client_id:
+            providers[provider] = {
+                "APPS": [{"client_id": client_id, "secret": os.environ.get(f"CARREL_OAUTH_{prefix}_SECRET", "")}]
+            }
+            if scope:
+                providers[provider]["SCOPE"] = scope
+    oidc_client_id = os.environ.get("CARREL_OIDC_CLIENT_ID")
+    if oidc_client_id:
+        providers["openid_connect"] = {
+            "APPS": [
+                {
+                    "provider_id": os.environ.get("CARREL_OIDC_PROVIDER_ID", "cilogon"),
+                    "name": os.environ.get("CARREL_OIDC_NAME", "CILogon"),
+                    "client_id": oidc_client_id,
+                    "secret": os.environ.get("CARREL_OIDC_SECRET", ""),
+                    "settings": {"server_url": os.environ.get("CARREL_OIDC_SERVER_URL", "https://cilogon.org")},
+                }
+            ]
+        }
+    return providers
+
+
+SOCIALACCOUNT_PROVIDERS = _oauth_providers()
+
+# --- E-mail ---------------------------------------------------------------------------------
+EMAIL_BACKEND = os.environ.get("DJANGO_EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+EMAIL_HOST = os.environ.get("EMAIL_HOST", "localhost")
+EMAIL_PORT = int(os.environ.get("EMAIL_PORT", "25"))
+EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+EMAIL_FILE_PATH = str(VAR_DIR / "mail")
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "Carrel <carrel@localhost>")
+
+# --- REST API ---------------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "accounts.authentication.BearerTokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": [
+        "rest_framework.permissions.IsAuthenticated",
+        "accounts.authentication.TokenScopePermission",
+    ],
+    "DEFAULT_RENDERER_CLASSES": [
+        "rest_framework.renderers.JSONRenderer",
+        "rest_framework.renderers.BrowsableAPIRenderer",
+    ],
+    "DEFAULT_PAGINATION_CLASS": "platform_site.api.pagination.HeaderPagination",
+    "PAGE_SIZE": 100,
+    "EXCEPTION_HANDLER": "platform_site.api.errors.exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Carrel API",
+    "DESCRIPTION": (
+        "Research cloud workstations: projects, budgets, invitations and workspaces.\n\n"
+        "Authenticate with `Authorization: Bearer <token>` (create one at `POST /api/v1/tokens`) or a "
+        "browser session with CSRF. Every error has the envelope `ErrorEnvelope`; every response "
+        "carries `X-RateLimit-Limit`, `X-RateLimit-Remaining` and `X-RateLimit-Reset`."
+    ),
+    "VERSION": CARREL_VERSION,
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SCHEMA_PATH_PREFIX": r"/api/v1",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "platform_site.api.schema.add_envelope_and_rate_limit_headers",
+    ],
+    "ENUM_NAME_OVERRIDES": {
+        "OrgRoleEnum": "accounts.models.OrgRole",
+        "ProjectRoleEnum": "projects.models.ProjectRole",
+    },
+}
+
+# Requests per window, per bearer token, per logged-in user, and per client IP for anonymous calls.
+CARREL_RATE_LIMITS = {
+    "token": os.environ.get("CARREL_RATE_LIMIT_TOKEN", "3600/hour"),
+    "user": os.environ.get("CARREL_RATE_LIMIT_USER", "3600/hour"),
+    "ip": os.environ.get("CARREL_RATE_LIMIT_IP", "600/hour"),
+}
+# Failed authentications (bad, expired or revoked tokens; wrong passwords) tolerated per IP.
+CARREL_FAILED_AUTH_LIMIT = os.environ.get("CARREL_FAILED_AUTH_LIMIT", "20/15min")
+# How many proxies in front of the app append to X-Forwarded-For (0: trust REMOTE_ADDR only).
+CARREL_TRUSTED_PROXY_COUNT = int(os.environ.get("CARREL_TRUSTED_PROXY_COUNT", "0"))
+CARREL_TOKEN_PREFIX = "carrel_"
+
+# --- Celery ---------------------------------------------------------------------------------
+CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL") or REDIS_URL or "filesystem://"
+if CELERY_BROKER_URL == "filesystem://":
+    _broker_dir = VAR_DIR / "broker"
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(_broker_dir / "queue"),
+        "data_folder_out": str(_broker_dir / "queue"),
+        "processed_folder": str(_broker_dir / "processed"),
+        "store_processed": False,
+    }
+CELERY_RESULT_BACKEND = os.environ.get("CELERY_RESULT_BACKEND") or (REDIS_URL or None)
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_TIMEZONE = "UTC"
+CELERY_BEAT_SCHEDULE = {
+    "worker-heartbeat": {
+        "task": "platform_site.tasks.record_worker_heartbeat",
+        "schedule": timedelta(seconds=30),
+    },
+}
+CARREL_WORKER_HEARTBEAT_MAX_AGE = 120
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {"request_context": {"()": "platform_site.middleware.RequestContextLogFilter"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["request_context"]},
+    },
+    "root": {"handlers": ["console"], "level": os.environ.get("CARREL_LOG_LEVEL", "INFO")},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}

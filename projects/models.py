@@ -1,0 +1,84 @@
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from platform_site.ids import new_project_id
+from platform_site.tenancy import ScopedQuerySet
+
+
+class ProjectRole(models.TextChoices):
+    """owner: everything, including delete and budget. admin: members and every workspace.
+    member: launches and manages their own workspaces. viewer: read-only."""
+
+    OWNER = "owner", "Owner"
+    ADMIN = "admin", "Admin"
+    MEMBER = "member", "Member"
+    VIEWER = "viewer", "Viewer"
+
+
+PROJECT_ROLE_RANK = {ProjectRole.VIEWER: 1, ProjectRole.MEMBER: 2, ProjectRole.ADMIN: 3, ProjectRole.OWNER: 4}
+
+
+class ProjectQuerySet(ScopedQuerySet):
+    def visible_to(self, user) -> "ProjectQuerySet":
+        """Projects the user is a member of, and every project of organizations they own or administer."""
+        from accounts.models import Membership, OrgRole
+
+        administered = Membership.objects.filter(user=user, role__in=[OrgRole.OWNER, OrgRole.ADMIN]).values(
+            "organization_id"
+        )
+        member_of = ProjectMember.objects.filter(user=user).values("project_id")
+        return self.filter(deleted_at__isnull=True).filter(Q(organization_id__in=administered) | Q(pk__in=member_of))
+
+
+class Project(models.Model):
+    id = models.CharField(primary_key=True, max_length=32, default=new_project_id, editable=False)
+    organization = models.ForeignKey("accounts.Organization", on_delete=models.PROTECT, related_name="projects")
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+    # Deleted projects are archived, not removed: their workspaces' cost history must survive.
+    deleted_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ProjectQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "name"],
+                condition=Q(deleted_at__isnull=True),
+                name="project_unique_name_per_org",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ProjectMemberQuerySet(ScopedQuerySet):
+    def visible_to(self, user) -> "ProjectMemberQuerySet":
+        return self.filter(project__in=Project.objects.visible_to(user))
+
+
+class ProjectMember(models.Model):
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="members")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="project_memberships")
+    role = models.CharField(max_length=16, choices=ProjectRole.choices, default=ProjectRole.MEMBER)
+    joined_at = models.DateTimeField(default=timezone.now)
+
+    objects = ProjectMemberQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["joined_at", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["project", "user"], name="project_member_unique_user"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} in {self.project} ({self.role})"

@@ -1,0 +1,75 @@
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from projects.models import Project, ProjectMember, ProjectRole
+from projects.services import effective_project_role
+
+
+class ProjectMemberSerializer(serializers.ModelSerializer):
+    username = serializers.CharField(source="user.username")
+    email = serializers.EmailField(source="user.email")
+    name = serializers.CharField(source="user.display_name")
+    join_date = serializers.DateTimeField(source="joined_at")
+
+    class Meta:
+        model = ProjectMember
+        fields = ["username", "email", "name", "role", "join_date"]
+        read_only_fields = fields
+
+
+class ProjectSerializer(serializers.ModelSerializer):
+    organization = serializers.CharField(source="organization_id", read_only=True)
+    organization_name = serializers.CharField(source="organization.name", read_only=True)
+    members = ProjectMemberSerializer(many=True, read_only=True)
+    role = serializers.SerializerMethodField(help_text="The caller's effective role in the project.")
+    active_instances = serializers.IntegerField(read_only=True)
+    live_instances = serializers.IntegerField(read_only=True)
+    total_instances = serializers.IntegerField(read_only=True)
+
+    class Meta:
+        model = Project
+        fields = [
+            "id",
+            "name",
+            "description",
+            "organization",
+            "organization_name",
+            "role",
+            "members",
+            "active_instances",
+            "live_instances",
+            "total_instances",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = fields
+
+    @extend_schema_field(serializers.ChoiceField(choices=ProjectRole.choices, allow_null=True))
+    def get_role(self, project) -> str | None:
+        return effective_project_role(
+            project_role=getattr(project, "caller_project_role", None),
+            org_role=getattr(project, "caller_org_role", None),
+        )
+
+
+class ProjectMemberInputSerializer(serializers.Serializer):
+    email = serializers.EmailField()
+    role = serializers.ChoiceField(choices=ProjectRole.choices, default=ProjectRole.MEMBER)
+
+
+class ProjectCreateSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=200)
+    description = serializers.CharField(required=False, allow_blank=True, default="")
+    organization = serializers.CharField(
+        required=False, help_text="Organization id; may be omitted when the caller belongs to exactly one."
+    )
+    members = ProjectMemberInputSerializer(many=True, required=False, default=list)
+
+
+class ProjectUpdateSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=200, required=False)
+    description = serializers.CharField(required=False, allow_blank=True)
+
+
+class ProjectMemberUpdateSerializer(serializers.Serializer):
+    role = serializers.ChoiceField(choices=ProjectRole.choices)

@@ -1,0 +1,217 @@
+"""Projects and project members. Role rules live here so the API, admin and console share them."""
+
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.models import Membership, Organization, OrgRole, User
+from audit.services import audit_record
+from platform_site.errors import Conflict, PermissionDenied, ValidationFailed
+from projects.models import PROJECT_ROLE_RANK, Project, ProjectMember, ProjectRole
+
+# An organization's owners own all its projects; its admins administer them.
+_ORG_ROLE_TO_PROJECT_ROLE = {OrgRole.OWNER: ProjectRole.OWNER, OrgRole.ADMIN: ProjectRole.ADMIN}
+
+
+def effective_project_role(*, project_role: str | None, org_role: str | None) -> str | None:
+    candidates = [role for role in (project_role, _ORG_ROLE_TO_PROJECT_ROLE.get(org_role)) if role]
+    return max(candidates, key=PROJECT_ROLE_RANK.__getitem__) if candidates else None
+
+
+def project_role_of(*, user, project: Project) -> str | None:
+    project_role = ProjectMember.objects.filter(project=project, user=user).values_list("role", flat=True).first()
+    org_role = (
+        Membership.objects.filter(organization_id=project.organization_id, user=user)
+        .values_list("role", flat=True)
+        .first()
+    )
+    return effective_project_role(project_role=project_role, org_role=org_role)
+
+
+def require_project_role(*, user, project: Project, minimum: str) -> str:
+    role = project_role_of(user=user, project=project)
+    if role is None or PROJECT_ROLE_RANK[role] < PROJECT_ROLE_RANK[minimum]:
+        raise PermissionDenied(
+            f"This needs the project role '{minimum}' or higher.",
+            details=f"Your role in project {project.name} is '{role or 'none'}'.",
+        )
+    return role
+
+
+def _check_grantable(*, actor_role: str, role: str) -> None:
+    if PROJECT_ROLE_RANK[role] > PROJECT_ROLE_RANK[actor_role]:
+        raise PermissionDenied(
+            f"You cannot grant the role '{role}': it is above your own ('{actor_role}').", code="ROLE_TOO_HIGH"
+        )
+
+
+def _org_members_by_email(*, organization: Organization, emails: list[str]) -> dict[str, User]:
+    users = User.objects.filter(email__in=[email.lower() for email in emails], memberships__organization=organization)
+    return {user.email: user for user in users}
+
+
+@transaction.atomic
+def project_create(
+    *,
+    actor: User,
+    organization: Organization,
+    name: str,
+    description: str = "",
+    members: list[dict] | None = None,
+) -> Project:
+    """Any member of the organization may create a project; the creator becomes its owner."""
+    if not Membership.objects.filter(organization=organization, user=actor).exists():
+        raise PermissionDenied("Only members of the organization can create projects in it.")
+    if Project.objects.filter(organization=organization, name=name, deleted_at__isnull=True).exists():
+        raise Conflict(f"A project named '{name}' exists.", code="NAME_TAKEN", fields={"name": ["Already in use."]})
+    members = members or []
+    found = _org_members_by_email(organization=organization, emails=[member["email"] for member in members])
+    missing = [index for index, member in enumerate(members) if member["email"].lower() not in found]
+    if missing:
+        raise ValidationFailed(
+            "Some members are not in the organization.",
+            fields={f"members.{index}.email": ["Not a member of the organization."] for index in missing},
+            remediation="Invite them to the project instead; they join when they accept.",
+        )
+    project = Project.objects.create(organization=organization, name=name, description=description, created_by=actor)
+    roles = {actor.pk: ProjectRole.OWNER}
+    for member in members:
+        user = found[member["email"].lower()]
+        roles.setdefault(user.pk, member.get("role") or ProjectRole.MEMBER)
+    ProjectMember.objects.bulk_create(
+        [ProjectMember(project=project, user_id=user_id, role=role) for user_id, role in roles.items()]
+    )
+    audit_record(
+        actor=actor,
+        action="project.create",
+        target=project,
+        organization=organization,
+        metadata={"members": {str(user_id): role for user_id, role in roles.items()}},
+    )
+    return project
+
+
+@transaction.atomic
+def project_update(
+    *, actor: User, project: Project, name: str | None = None, description: str | None = None
+) -> Project:
+    require_project_role(user=actor, project=project, minimum=ProjectRole.ADMIN)
+    changes = {}
+    if name is not None and name != project.name:
+        if (
+            Project.objects.filter(organization_id=project.organization_id, name=name, deleted_at__isnull=True)
+            .exclude(pk=project.pk)
+            .exists()
+        ):
+            raise Conflict(f"A project named '{name}' exists.", code="NAME_TAKEN", fields={"name": ["Already in use."]})
+        changes["name"] = [project.name, name]
+        project.name = name
+    if description is not None and description != project.description:
+        changes["description"] = "changed"
+        project.description = description
+    if changes:
+        project.save()
+    audit_record(
+        actor=actor, action="project.update", target=project, organization=project.organization, metadata=changes
+    )
+    return project
+
+
+@transaction.atomic
+def project_delete(*, actor: User, project: Project) -> None:
+    """Owners delete projects with no live workspaces. The row is archived to keep its cost history."""
+    from workspaces.models import Workspace
+
+    require_project_role(user=actor, project=project, minimum=ProjectRole.OWNER)
+    # The row lock serialises this check against launches, which lock the project too.
+    project = Project.objects.select_for_update().get(pk=project.pk)
+    live = Workspace.objects.filter(project=project).live().count()
+    if live:
+        raise Conflict(
+            f"The project has {live} live workspace(s).",
+            code="PROJECT_HAS_LIVE_WORKSPACES",
+            details="Stopped and hibernated workspaces still hold cloud resources.",
+            remediation="Terminate the project's workspaces first.",
+        )
+    project.deleted_at = timezone.now()
+    project.save(update_fields=["deleted_at", "updated_at"])
+    audit_record(actor=actor, action="project.delete", target=project, organization=project.organization)
+
+
+@transaction.atomic
+def project_member_add(*, actor: User, project: Project, email: str, role: str) -> ProjectMember:
+    actor_role = require_project_role(user=actor, project=project, minimum=ProjectRole.ADMIN)
+    _check_grantable(actor_role=actor_role, role=role)
+    user = _org_members_by_email(organization=project.organization, emails=[email]).get(email.lower())
+    if user is None:
+        raise ValidationFailed(
+            "This person is not a member of the project's organization.",
+            fields={"email": ["Not a member of the organization."]},
+            remediation="Invite them with POST /api/v1/invitations/send; they join when they accept.",
+        )
+    member, created = ProjectMember.objects.get_or_create(project=project, user=user, defaults={"role": role})
+    if not created:
+        raise Conflict(f"{user.email} is already a member of the project.", code="ALREADY_MEMBER")
+    audit_record(
+        actor=actor,
+        action="project_member.create",
+        target=member,
+        organization=project.organization,
+        metadata={"user": user.email, "role": role},
+    )
+    return member
+
+
+def _lock_project_owners(project: Project) -> list[ProjectMember]:
+    return list(ProjectMember.objects.select_for_update().filter(project=project, role=ProjectRole.OWNER))
+
+
+@transaction.atomic
+def project_member_update(*, actor: User, member: ProjectMember, role: str) -> ProjectMember:
+    project = member.project
+    actor_role = require_project_role(user=actor, project=project, minimum=ProjectRole.ADMIN)
+    _check_grantable(actor_role=actor_role, role=role)
+    if PROJECT_ROLE_RANK[member.role] > PROJECT_ROLE_RANK[actor_role]:
+        raise PermissionDenied("You cannot change the role of someone ranked above you.", code="ROLE_TOO_HIGH")
+    owners = _lock_project_owners(project)
+    if member.role == ProjectRole.OWNER and role != ProjectRole.OWNER and len(owners) <= 1:
+        raise Conflict(
+            "The last owner of the project cannot be demoted.",
+            code="LAST_OWNER",
+            remediation="Make someone else an owner first.",
+        )
+    previous = member.role
+    member.role = role
+    member.save(update_fields=["role"])
+    audit_record(
+        actor=actor,
+        action="project_member.update",
+        target=member,
+        organization=project.organization,
+        metadata={"user": member.user.email, "role": [previous, role]},
+    )
+    return member
+
+
+@transaction.atomic
+def project_member_remove(*, actor: User, member: ProjectMember) -> None:
+    """Admins remove members; anyone may leave a project."""
+    project = member.project
+    if member.user_id != actor.pk:
+        actor_role = require_project_role(user=actor, project=project, minimum=ProjectRole.ADMIN)
+        if PROJECT_ROLE_RANK[member.role] > PROJECT_ROLE_RANK[actor_role]:
+            raise PermissionDenied("You cannot remove someone ranked above you.", code="ROLE_TOO_HIGH")
+    owners = _lock_project_owners(project)
+    if member.role == ProjectRole.OWNER and len(owners) <= 1:
+        raise Conflict(
+            "The last owner cannot leave or be removed.",
+            code="LAST_OWNER",
+            remediation="Make someone else an owner first.",
+        )
+    audit_record(
+        actor=actor,
+        action="project_member.delete",
+        target=member,
+        organization=project.organization,
+        metadata={"user": member.user.email, "role": member.role},
+    )
+    member.delete()
