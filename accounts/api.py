@@ -42,7 +42,7 @@ def configured_providers(request) -> list[dict]:
     for provider in get_social_adapter().list_providers(request):
         providers.append(
             {
-                "id": provider.id,
+                "id": provider.sub_id,  # an OpenID Connect app's own id, e.g. "cilogon"
                 "name": provider.name,
                 "type": "openid_connect" if provider.app.provider == "openid_connect" else "oauth2",
                 "login_url": provider.get_login_url(request, process="login"),

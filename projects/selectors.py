@@ -22,4 +22,5 @@ def projects_for(*, user, queryset: QuerySet | None = None) -> QuerySet:
             live_instances=Count("workspaces", filter=Q(workspaces__state__in=LIVE_STATES), distinct=True),
             active_instances=Count("workspaces", filter=Q(workspaces__state=WorkspaceState.RUNNING), distinct=True),
         )
+        .order_by("name", "id")
     )

@@ -1,0 +1,117 @@
+"""Run the whole sandbox in one terminal: migrate, seed a demo login, then web + worker + beat.
+
+No PostgreSQL, Redis or Docker: SQLite, a file cache and a filesystem Celery broker under var/.
+Ctrl-C stops every process.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from allauth.account.models import EmailAddress
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import BaseCommand
+from django.db import transaction
+
+from accounts.models import Membership, Organization, OrgRole, User
+from accounts.services import token_create
+from projects.models import Project, ProjectMember, ProjectRole
+
+DEMO_EMAIL = "demo@carrel.localhost"
+DEMO_PASSWORD = "carrel-sandbox-demo"  # sandbox only; printed on start
+
+
+@transaction.atomic
+def seed_demo() -> tuple[User, Organization, Project]:
+    user = User.objects.filter(email=DEMO_EMAIL).first()
+    if user is None:
+        user = User.objects.create_superuser(email=DEMO_EMAIL, password=DEMO_PASSWORD, username="demo")
+        user.first_name, user.last_name = "Demo", "Researcher"
+        user.save(update_fields=["first_name", "last_name"])
+    EmailAddress.objects.update_or_create(
+        user=user, email=DEMO_EMAIL, defaults={"verified": True, "primary": True}
+    )
+    organization, _ = Organization.objects.get_or_create(slug="demo-lab", defaults={"name": "Demo Lab"})
+    Membership.objects.get_or_create(organization=organization, user=user, defaults={"role": OrgRole.OWNER})
+    project = Project.objects.filter(organization=organization, name="Demo Project", deleted_at__isnull=True).first()
+    if project is None:
+        project = Project.objects.create(
+            organization=organization,
+            name="Demo Project",
+            description="A project to try Carrel with.",
+            created_by=user,
+        )
+    ProjectMember.objects.get_or_create(project=project, user=user, defaults={"role": ProjectRole.OWNER})
+    return user, organization, project
+
+
+class Command(BaseCommand):
+    help = "Start the sandbox: web console + API, Celery worker and beat, with a demo login."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--port", type=int, default=int(os.environ.get("CARREL_PORT", "8000")))
+        parser.add_argument("--host", default=os.environ.get("CARREL_HOST", "127.0.0.1"))
+        parser.add_argument("--seed-only", action="store_true", help="Migrate and seed, then exit.")
+
+    def handle(self, *args, port: int, host: str, seed_only: bool, **options):
+        call_command("migrate", interactive=False, verbosity=0)
+        user, organization, project = seed_demo()
+        issued = token_create(actor=user, name="sandbox", scopes=["read", "write"])
+        base = f"http://{host}:{port}"
+        self.stdout.write(
+            self.style.SUCCESS("\nCarrel sandbox\n")
+            + f"  Console / API:  {base}/          (API docs: {base}/api/v1/docs/)\n"
+            + f"  Admin:          {base}/admin/\n"
+            + f"  Demo login:     {DEMO_EMAIL} / {DEMO_PASSWORD}\n"
+            + f"  Organization:   {organization.name} ({organization.id})\n"
+            + f"  Project:        {project.name} ({project.id})\n"
+            + f"  API token:      {issued.secret}\n"
+            + f"  Try:            curl -H 'Authorization: Bearer {issued.secret}' {base}/api/v1/projects\n"
+            + f"  Data:           {settings.VAR_DIR}  (e-mail is printed below)\n"
+        )
+        if seed_only:
+            return
+        self._run(host, port)
+
+    def _run(self, host: str, port: int) -> None:
+        python = sys.executable
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        commands = {
+            "web": [python, "manage.py", "runserver", f"{host}:{port}", "--noreload"],
+            "worker": [python, "-m", "celery", "-A", "platform_site", "worker", "-l", "info", "--concurrency", "2"],
+            "beat": [
+                python, "-m", "celery", "-A", "platform_site", "beat", "-l", "info",
+                "-s", str(settings.VAR_DIR / "celerybeat-schedule"),
+            ],
+        }
+        processes = {
+            name: subprocess.Popen(command, cwd=settings.BASE_DIR, env=env, start_new_session=True)  # noqa: S603
+            for name, command in commands.items()
+        }
+
+        def stop(*_):
+            for process in processes.values():
+                if process.poll() is None:
+                    os.killpg(process.pid, signal.SIGTERM)
+            deadline = time.time() + 10
+            for process in processes.values():
+                try:
+                    process.wait(timeout=max(0.1, deadline - time.time()))
+                except subprocess.TimeoutExpired:
+                    os.killpg(process.pid, signal.SIGKILL)
+
+        signal.signal(signal.SIGTERM, lambda *_: (stop(), sys.exit(0)))
+        try:
+            while True:
+                for name, process in processes.items():
+                    if process.poll() is not None:
+                        self.stderr.write(f"{name} exited with {process.returncode}; stopping the sandbox.")
+                        stop()
+                        sys.exit(1)
+                time.sleep(1)
+        except KeyboardInterrupt:
+            self.stdout.write("\nStopping the sandbox…")
+            stop()

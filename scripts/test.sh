@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Run the whole test suite (plus lint and the migrations check). Uses PostgreSQL and Redis when
+# DATABASE_URL / REDIS_URL are set (CI sets both), SQLite and a local cache otherwise.
+source "$(dirname "$0")/_venv.sh"
+echo "==> ruff"
+.venv/bin/ruff check .
+.venv/bin/ruff format --check --quiet .
+echo "==> makemigrations --check"
+env -u DATABASE_URL .venv/bin/python manage.py makemigrations --check --dry-run
+echo "==> pytest (database: ${DATABASE_URL:-sqlite}, redis: ${REDIS_URL:-none})"
+exec .venv/bin/pytest "$@"
