@@ -1,6 +1,6 @@
 import pytest
-from django.contrib import admin
 from django.apps import apps
+from django.contrib import admin
 from django.test import Client
 from django.urls import reverse
 
@@ -35,11 +35,12 @@ def test_every_admin_changelist_and_change_page_renders(staff_client):
         if model._meta.app_label not in OUR_APPS:
             continue
         info = (model._meta.app_label, model._meta.model_name)
-        assert staff_client.get(reverse("admin:%s_%s_changelist" % info)).status_code == 200, info
-        assert staff_client.get(reverse("admin:%s_%s_changelist" % info), {"q": "lab"}).status_code == 200, info
+        assert staff_client.get(reverse(f"admin:{info[0]}_{info[1]}_changelist")).status_code == 200, info
+        assert staff_client.get(reverse(f"admin:{info[0]}_{info[1]}_changelist"), {"q": "lab"}).status_code == 200, info
         obj = model._default_manager.first()
         if obj is not None:
-            assert staff_client.get(reverse("admin:%s_%s_change" % info, args=[obj.pk])).status_code == 200, info
+            change_url = reverse(f"admin:{info[0]}_{info[1]}_change", args=[obj.pk])
+            assert staff_client.get(change_url).status_code == 200, info
 
 
 def test_the_admin_revokes_tokens_through_the_service(staff_client):

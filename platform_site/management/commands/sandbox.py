@@ -31,9 +31,7 @@ def seed_demo() -> tuple[User, Organization, Project]:
         user = User.objects.create_superuser(email=DEMO_EMAIL, password=DEMO_PASSWORD, username="demo")
         user.first_name, user.last_name = "Demo", "Researcher"
         user.save(update_fields=["first_name", "last_name"])
-    EmailAddress.objects.update_or_create(
-        user=user, email=DEMO_EMAIL, defaults={"verified": True, "primary": True}
-    )
+    EmailAddress.objects.update_or_create(user=user, email=DEMO_EMAIL, defaults={"verified": True, "primary": True})
     organization, _ = Organization.objects.get_or_create(slug="demo-lab", defaults={"name": "Demo Lab"})
     Membership.objects.get_or_create(organization=organization, user=user, defaults={"role": OrgRole.OWNER})
     project = Project.objects.filter(organization=organization, name="Demo Project", deleted_at__isnull=True).first()
@@ -83,8 +81,16 @@ class Command(BaseCommand):
             "web": [python, "manage.py", "runserver", f"{host}:{port}", "--noreload"],
             "worker": [python, "-m", "celery", "-A", "platform_site", "worker", "-l", "info", "--concurrency", "2"],
             "beat": [
-                python, "-m", "celery", "-A", "platform_site", "beat", "-l", "info",
-                "-s", str(settings.VAR_DIR / "celerybeat-schedule"),
+                python,
+                "-m",
+                "celery",
+                "-A",
+                "platform_site",
+                "beat",
+                "-l",
+                "info",
+                "-s",
+                str(settings.VAR_DIR / "celerybeat-schedule"),
             ],
         }
         processes = {
