@@ -237,8 +237,7 @@ class TokenPurgeView(APIView):
             if wait is not None:
                 raise exceptions.Throttled(wait=wait, detail="Too many failed authentications.", code="AUTH_THROTTLED")
             user = authenticate(request._request, email=email, password=password)
-            if user is None:
-                ratelimit.record_failed_auth(ip)
+            if user is None:  # counted against the IP by accounts.signals.count_failed_login
                 raise exceptions.AuthenticationFailed("Wrong e-mail or password.", code="AUTHENTICATION_FAILED")
         elif request.user.is_authenticated:
             user = request.user

@@ -59,3 +59,31 @@ def test_me_profile_lists_organizations_with_roles(owner_client, org):
     profile = owner_client.get("/api/v1/me/profile").json()
     assert profile["email"] == "owner@lab-a.example"
     assert profile["organizations"] == [{"id": org.id, "name": "Lab A", "slug": "lab-a", "role": "owner"}]
+
+
+def test_sign_up_and_login_are_audited(db):
+    from allauth.account.models import EmailAddress
+    from django.core import mail
+    from django.test import Client
+
+    from audit.models import AuditEvent
+
+    browser = Client()
+    response = browser.post(
+        "/accounts/signup/",
+        {"email": "new@uni.example", "password1": "a long passphrase 42", "password2": "a long passphrase 42"},
+    )
+    assert response.status_code == 302
+    assert AuditEvent.objects.filter(action="user.signup", actor__email="new@uni.example").exists()
+    # Outside the sandbox the address must be verified before the account can log in.
+    assert not EmailAddress.objects.get(email="new@uni.example").verified
+    assert "new@uni.example" in mail.outbox[0].to
+
+
+@override_settings(CARREL_FAILED_AUTH_LIMIT="2/15min")
+def test_wrong_passwords_count_against_the_ip(owner):
+    client = APIClient()
+    for _ in range(2):
+        client.post("/api/v1/tokens/purge", {"email": owner.email, "password": "wrong"}, format="json")
+    response = client.post("/api/v1/tokens/purge", {"email": owner.email, "password": "wrong"}, format="json")
+    assert_error(response, 429, "AUTH_THROTTLED")

@@ -1,0 +1,28 @@
+"""Sign-ups and logins through allauth (password or OAuth) go into the audit trail too."""
+
+from allauth.account.signals import user_signed_up
+from django.contrib.auth.signals import user_logged_in, user_login_failed
+from django.dispatch import receiver
+
+from audit.services import audit_record
+
+
+@receiver(user_signed_up)
+def audit_signup(sender, request, user, **kwargs) -> None:
+    sociallogin = kwargs.get("sociallogin")
+    provider = sociallogin.account.provider if sociallogin else "password"
+    audit_record(actor=user, action="user.signup", target=user, metadata={"provider": provider})
+
+
+@receiver(user_logged_in)
+def audit_login(sender, request, user, **kwargs) -> None:
+    audit_record(actor=user, action="user.login", target=user)
+
+
+@receiver(user_login_failed)
+def count_failed_login(sender, credentials, request=None, **kwargs) -> None:
+    # Failed password logins count against the same per-IP budget as bad bearer tokens.
+    from platform_site.api import ratelimit
+
+    if request is not None:
+        ratelimit.record_failed_auth(getattr(request, "client_ip", None))
