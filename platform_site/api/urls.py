@@ -7,6 +7,7 @@ from accounts import api as accounts_api
 from audit import api as audit_api
 from platform_site.api import system
 from projects import api as projects_api
+from templates import api as templates_api
 
 urlpatterns = [
     path("healthcheck", system.HealthcheckView.as_view(), name="healthcheck"),
@@ -52,6 +53,11 @@ urlpatterns = [
         projects_api.ProjectMemberDetailView.as_view(),
         name="project-member-detail",
     ),
+    # Templates
+    path("templates", templates_api.TemplateListView.as_view(), name="templates"),
+    path("templates/validate", templates_api.TemplateValidateView.as_view(), name="templates-validate"),
+    path("templates/<str:name>/info", templates_api.TemplateInfoView.as_view(), name="template-info"),
+    path("templates/<str:name>", templates_api.TemplateDetailView.as_view(), name="template-detail"),
     # Audit
     path("audit", audit_api.AuditEventListView.as_view(), name="audit-events"),
     path("audit/<str:event_id>", audit_api.AuditEventDetailView.as_view(), name="audit-event-detail"),
