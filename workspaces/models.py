@@ -1,9 +1,20 @@
+from decimal import Decimal
+
 from django.conf import settings
 from django.db import models
+from django.db.models import Q
 from django.utils import timezone
 
-from platform_site.ids import new_workspace_id
+from platform_site.ids import make_id, new_workspace_id
 from platform_site.tenancy import ScopedQuerySet
+
+
+def new_cloud_account_id() -> str:
+    return make_id("acct")
+
+
+def new_job_id() -> str:
+    return make_id("job")
 
 
 class WorkspaceState(models.TextChoices):
@@ -23,6 +34,91 @@ class WorkspaceState(models.TextChoices):
 
 # A workspace is live until it is terminated: stopped and hibernated machines still hold volumes.
 LIVE_STATES = frozenset(WorkspaceState.values) - {WorkspaceState.TERMINATED}
+# States in which the instance is billed for compute (the provider bills from pending to stopping).
+COMPUTE_BILLED_STATES = frozenset(
+    {
+        WorkspaceState.LAUNCHING,
+        WorkspaceState.RUNNING,
+        WorkspaceState.STOPPING,
+        WorkspaceState.STARTING,
+        WorkspaceState.HIBERNATING,
+        WorkspaceState.RESUMING,
+    }
+)
+# States a background task is still working towards a stable state from.
+TRANSITIONAL_STATES = frozenset(
+    {
+        WorkspaceState.LAUNCHING,
+        WorkspaceState.STOPPING,
+        WorkspaceState.STARTING,
+        WorkspaceState.HIBERNATING,
+        WorkspaceState.RESUMING,
+        WorkspaceState.TERMINATING,
+    }
+)
+
+
+class CloudAccountQuerySet(ScopedQuerySet):
+    def visible_to(self, user) -> "CloudAccountQuerySet":
+        from accounts.models import Membership
+
+        return self.filter(organization_id__in=Membership.objects.filter(user=user).values("organization_id"))
+
+
+class CloudAccount(models.Model):
+    """Where an organization's workspaces run (the seeds' "profile"): provider, region, credentials."""
+
+    class CredentialSource(models.TextChoices):
+        DEFAULT_CHAIN = "default_chain", "The server's default AWS credential chain"
+        ASSUME_ROLE = "assume_role", "Assume a role through STS"
+
+    id = models.CharField(primary_key=True, max_length=32, default=new_cloud_account_id, editable=False)
+    organization = models.ForeignKey("accounts.Organization", on_delete=models.CASCADE, related_name="cloud_accounts")
+    name = models.CharField(max_length=100)
+    provider = models.CharField(max_length=16, default="aws", choices=[("aws", "Amazon Web Services")])
+    region = models.CharField(max_length=32, default="us-east-1")
+    credential_source = models.CharField(
+        max_length=16, choices=CredentialSource.choices, default=CredentialSource.DEFAULT_CHAIN
+    )
+    role_arn = models.CharField(max_length=200, blank=True)
+    external_id = models.CharField(max_length=200, blank=True)
+    endpoint_url = models.URLField(blank=True, help_text="Only for an EC2-compatible endpoint such as a moto server.")
+    image_overrides = models.JSONField(
+        default=dict, blank=True, help_text="base_os → AMI id, instead of looking the image up by name."
+    )
+    subnet_id = models.CharField(max_length=64, blank=True)
+    key_name = models.CharField(max_length=255, blank=True, help_text="EC2 key pair for SSH access.")
+    is_default = models.BooleanField(default=False)
+    terminate_orphans = models.BooleanField(
+        default=False, help_text="Terminate instances tagged by Carrel that have no workspace, after the grace period."
+    )
+    orphan_grace_minutes = models.PositiveIntegerField(default=60)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    objects = CloudAccountQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["organization_id", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "name"], name="cloud_account_unique_name_per_org"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.region})"
+
+
+class WorkspacePreference(models.Model):
+    """The caller's current profile: default cloud account and project (POST /profiles/switch)."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="workspace_preference")
+    cloud_account = models.ForeignKey(CloudAccount, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    project = models.ForeignKey("projects.Project", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = models.Manager()
+
+    def __str__(self) -> str:
+        return f"{self.user}: {self.cloud_account} / {self.project}"
 
 
 class WorkspaceQuerySet(ScopedQuerySet):
@@ -36,7 +132,7 @@ class WorkspaceQuerySet(ScopedQuerySet):
 
 
 class Workspace(models.Model):
-    """A cloud workstation inside a project. The lifecycle and provisioning arrive with the workspace issue."""
+    """A cloud workstation inside a project. Its state changes only when the provider says so."""
 
     id = models.CharField(primary_key=True, max_length=32, default=new_workspace_id, editable=False)
     organization = models.ForeignKey("accounts.Organization", on_delete=models.PROTECT, related_name="workspaces")
@@ -44,13 +140,154 @@ class Workspace(models.Model):
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="workspaces")
     name = models.CharField(max_length=63)
     state = models.CharField(max_length=16, choices=WorkspaceState.choices, default=WorkspaceState.PENDING)
+    cloud_account = models.ForeignKey(
+        CloudAccount, null=True, blank=True, on_delete=models.PROTECT, related_name="workspaces"
+    )
+    template = models.ForeignKey(
+        "workspace_templates.WorkspaceTemplate", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    template_name = models.CharField(max_length=120, blank=True)
+    template_snapshot = models.JSONField(default=dict, blank=True, help_text="The resolved template at launch.")
+    size = models.CharField(max_length=4, blank=True)
+    instance_type = models.CharField(max_length=32, blank=True)
+    region = models.CharField(max_length=32, blank=True)
+    spot = models.BooleanField(default=False)
+    root_volume_gb = models.PositiveIntegerField(default=30)
+    root_volume_type = models.CharField(max_length=16, default="gp3")
+    hibernation_capable = models.BooleanField(default=False)
+    hourly_rate = models.DecimalField(max_digits=10, decimal_places=4, default=Decimal("0"))
+    provider_instance_id = models.CharField(max_length=32, blank=True, db_index=True)
+    security_group_id = models.CharField(max_length=32, blank=True)
+    public_ip = models.GenericIPAddressField(null=True, blank=True)
+    private_ip = models.GenericIPAddressField(null=True, blank=True)
+    launch_time = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True, help_text="TTL: stopped automatically after this.")
+    error_message = models.TextField(blank=True)
+    state_changed_at = models.DateTimeField(default=timezone.now)
     created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
 
     objects = WorkspaceQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at"]
-        indexes = [models.Index(fields=["project", "state"])]
+        indexes = [
+            models.Index(fields=["project", "state"]),
+            models.Index(fields=["state", "expires_at"]),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "name"],
+                condition=~Q(state="terminated"),
+                name="workspace_unique_live_name_per_org",
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.name
+
+
+class StateTransition(models.Model):
+    """One row per state change: the cost ledger is computed from these intervals, so never edit them."""
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="transitions")
+    from_state = models.CharField(max_length=16, blank=True)
+    to_state = models.CharField(max_length=16)
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    reason = models.CharField(max_length=255, blank=True)
+    instance_type = models.CharField(max_length=32, blank=True)
+    hourly_rate = models.DecimalField(
+        max_digits=10, decimal_places=4, help_text="Compute rate billed while in to_state (0 when not billed)."
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    objects = models.Manager()
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        indexes = [models.Index(fields=["workspace", "created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.workspace_id}: {self.from_state or '∅'} → {self.to_state}"
+
+
+class ProvisionJob(models.Model):
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+
+    id = models.CharField(primary_key=True, max_length=32, default=new_job_id, editable=False)
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="jobs")
+    kind = models.CharField(max_length=16, default="launch")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    progress = models.PositiveSmallIntegerField(default=0)
+    steps = models.JSONField(default=list)
+    attempts = models.PositiveIntegerField(default=0)
+    error_code = models.CharField(max_length=64, blank=True)
+    error_message = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    objects = models.Manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.workspace_id} ({self.status}, {self.progress}%)"
+
+
+class FirewallRule(models.Model):
+    """An ingress rule on the workspace's security group; the database is the desired state."""
+
+    class Protocol(models.TextChoices):
+        TCP = "tcp", "TCP"
+        UDP = "udp", "UDP"
+        ICMP = "icmp", "ICMP"
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="firewall_rules")
+    position = models.PositiveIntegerField()
+    cidr = models.CharField(max_length=64)
+    protocol = models.CharField(max_length=8, choices=Protocol.choices, default=Protocol.TCP)
+    from_port = models.PositiveIntegerField()
+    to_port = models.PositiveIntegerField()
+    description = models.CharField(max_length=200, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    objects = models.Manager()
+
+    class Meta:
+        ordering = ["workspace_id", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["workspace", "position"], name="firewall_rule_unique_position"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.protocol} {self.from_port}-{self.to_port} from {self.cidr}"
+
+
+class OrphanedInstance(models.Model):
+    """An instance tagged by Carrel with no live workspace behind it, as found by the reconciler."""
+
+    cloud_account = models.ForeignKey(CloudAccount, on_delete=models.CASCADE, related_name="orphans")
+    instance_id = models.CharField(max_length=32)
+    workspace_tag = models.CharField(max_length=64, blank=True)
+    state = models.CharField(max_length=16, blank=True)
+    first_seen_at = models.DateTimeField(default=timezone.now)
+    last_seen_at = models.DateTimeField(default=timezone.now)
+    terminated_at = models.DateTimeField(null=True, blank=True)
+
+    objects = models.Manager()
+
+    class Meta:
+        ordering = ["-first_seen_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["cloud_account", "instance_id"], name="orphan_unique_instance"),
+        ]
+
+    def __str__(self) -> str:
+        return self.instance_id

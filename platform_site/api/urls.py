@@ -8,6 +8,7 @@ from audit import api as audit_api
 from platform_site.api import system
 from projects import api as projects_api
 from templates import api as templates_api
+from workspaces import api as workspaces_api
 
 urlpatterns = [
     path("healthcheck", system.HealthcheckView.as_view(), name="healthcheck"),
@@ -58,6 +59,32 @@ urlpatterns = [
     path("templates/validate", templates_api.TemplateValidateView.as_view(), name="templates-validate"),
     path("templates/<str:name>/info", templates_api.TemplateInfoView.as_view(), name="template-info"),
     path("templates/<str:name>", templates_api.TemplateDetailView.as_view(), name="template-detail"),
+    # Workspaces (Prism-compatible paths)
+    path("instances", workspaces_api.InstanceListView.as_view(), name="instances"),
+    path("instances/launch", workspaces_api.InstanceLaunchView.as_view(), name="instances-launch"),
+    path("instances/<str:name>", workspaces_api.InstanceDetailView.as_view(), name="instance-detail"),
+    path("instances/<str:name>/stop", workspaces_api.InstanceStopView.as_view(), name="instance-stop"),
+    path("instances/<str:name>/start", workspaces_api.InstanceStartView.as_view(), name="instance-start"),
+    path("instances/<str:name>/hibernate", workspaces_api.InstanceHibernateView.as_view(), name="instance-hibernate"),
+    path("instances/<str:name>/resume", workspaces_api.InstanceResumeView.as_view(), name="instance-resume"),
+    path("instances/<str:name>/terminate", workspaces_api.InstanceTerminateView.as_view(), name="instance-terminate"),
+    path(
+        "instances/<str:name>/hibernation-status",
+        workspaces_api.HibernationStatusView.as_view(),
+        name="instance-hibernation-status",
+    ),
+    path("instances/<str:name>/connect", workspaces_api.ConnectView.as_view(), name="instance-connect"),
+    path("instances/<str:name>/extend", workspaces_api.ExtendView.as_view(), name="instance-extend"),
+    path("instances/<str:name>/usage", workspaces_api.UsageView.as_view(), name="instance-usage"),
+    path("instances/<str:name>/sysinfo", workspaces_api.SysinfoView.as_view(), name="instance-sysinfo"),
+    path("instances/<str:name>/firewall", workspaces_api.FirewallView.as_view(), name="instance-firewall"),
+    path("jobs/<str:job_id>", workspaces_api.JobDetailView.as_view(), name="job-detail"),
+    path("logs", workspaces_api.LogListView.as_view(), name="logs"),
+    path("logs/<str:name>/types", workspaces_api.LogTypesView.as_view(), name="log-types"),
+    path("logs/<str:name>", workspaces_api.LogView.as_view(), name="log"),
+    path("profiles", workspaces_api.ProfileListView.as_view(), name="profiles"),
+    path("profiles/current", workspaces_api.ProfileCurrentView.as_view(), name="profile-current"),
+    path("profiles/switch", workspaces_api.ProfileSwitchView.as_view(), name="profile-switch"),
     # Audit
     path("audit", audit_api.AuditEventListView.as_view(), name="audit-events"),
     path("audit/<str:event_id>", audit_api.AuditEventDetailView.as_view(), name="audit-event-detail"),

@@ -261,6 +261,17 @@ CARREL_FAILED_AUTH_LIMIT = os.environ.get("CARREL_FAILED_AUTH_LIMIT", "20/15min"
 CARREL_TRUSTED_PROXY_COUNT = int(os.environ.get("CARREL_TRUSTED_PROXY_COUNT", "0"))
 CARREL_TOKEN_PREFIX = "carrel_"
 
+# --- Cloud ------------------------------------------------------------------------------------
+# botocore standard-mode attempts per call (throttling and 5xx are retried with backoff).
+CARREL_CLOUD_MAX_ATTEMPTS = int(os.environ.get("CARREL_CLOUD_MAX_ATTEMPTS", "5"))
+# Fault injection for tests only, e.g. "throttle:RunInstances:3" or "exit-after:RunInstances".
+CARREL_CLOUD_FAULTS = os.environ.get("CARREL_CLOUD_FAULTS", "")
+# How long a launch task polls for `running` before handing the wait to a later retry.
+CARREL_LAUNCH_POLL_SECONDS = float(os.environ.get("CARREL_LAUNCH_POLL_SECONDS", "60"))
+# A launch with no progress for this long is taken over by the reconciler (worker died).
+CARREL_LAUNCH_STALE_SECONDS = int(os.environ.get("CARREL_LAUNCH_STALE_SECONDS", "300"))
+CARREL_DEFAULT_TTL_EXTENSION_HOURS = 4
+
 # --- Celery ---------------------------------------------------------------------------------
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL") or REDIS_URL or "filesystem://localhost//"
 if CELERY_BROKER_URL.startswith("filesystem://"):
@@ -285,6 +296,14 @@ CELERY_BEAT_SCHEDULE = {
     "worker-heartbeat": {
         "task": "platform_site.tasks.record_worker_heartbeat",
         "schedule": timedelta(seconds=30),
+    },
+    "stop-expired-workspaces": {
+        "task": "workspaces.tasks.stop_expired_workspaces",
+        "schedule": timedelta(minutes=1),
+    },
+    "reconcile-workspaces": {
+        "task": "workspaces.tasks.reconcile_workspaces",
+        "schedule": timedelta(minutes=2),
     },
 }
 CARREL_WORKER_HEARTBEAT_MAX_AGE = 120

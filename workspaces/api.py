@@ -1,0 +1,840 @@
+"""The Prism-compatible workspace API (/instances, /jobs, /logs, /profiles). Thin: services do the work."""
+
+from datetime import timedelta
+
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import mixins, serializers, status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from platform_site.api.views import ScopedAPIView
+from platform_site.errors import NotFound, ValidationFailed
+from projects.models import Project
+from workspaces import cloud, selectors, services, sizing
+from workspaces.models import CloudAccount, FirewallRule, ProvisionJob, Workspace, WorkspacePreference, WorkspaceState
+
+READY_ESTIMATE = timedelta(minutes=3)
+
+
+# --- Serializers ------------------------------------------------------------------------------
+
+
+class WorkspaceSerializer(serializers.ModelSerializer):
+    id = serializers.CharField(source="provider_instance_id", allow_null=True, help_text="The EC2 instance id.")
+    workspace_id = serializers.CharField(source="pk")
+    template = serializers.CharField(source="template_name")
+    project = serializers.CharField(source="project_id")
+    project_name = serializers.CharField(source="project.name")
+    owner = serializers.EmailField(source="owner.email")
+    hourly_rate = serializers.DecimalField(max_digits=10, decimal_places=4, coerce_to_string=False)
+    current_spend = serializers.SerializerMethodField()
+    launch_progress = serializers.SerializerMethodField()
+    attached_volumes = serializers.SerializerMethodField()
+    attached_ebs_volumes = serializers.SerializerMethodField()
+    tags = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Workspace
+        fields = [
+            "name",
+            "id",
+            "workspace_id",
+            "state",
+            "public_ip",
+            "private_ip",
+            "instance_type",
+            "size",
+            "region",
+            "spot",
+            "template",
+            "project",
+            "project_name",
+            "owner",
+            "launch_time",
+            "hourly_rate",
+            "current_spend",
+            "hibernation_capable",
+            "root_volume_gb",
+            "attached_volumes",
+            "attached_ebs_volumes",
+            "tags",
+            "expires_at",
+            "launch_progress",
+            "error_message",
+            "created_at",
+        ]
+        read_only_fields = fields
+
+    def get_current_spend(self, workspace) -> float:
+        return float(selectors.workspace_usage(workspace).cost_usd)
+
+    def get_launch_progress(self, workspace) -> int:
+        jobs = list(workspace.jobs.all())
+        return jobs[0].progress if jobs else 0
+
+    def get_attached_volumes(self, workspace) -> list[str]:
+        return []
+
+    def get_attached_ebs_volumes(self, workspace) -> list[str]:
+        return []
+
+    def get_tags(self, workspace) -> dict[str, str]:
+        return {"Project": workspace.project.name, "Owner": workspace.owner.email, "Template": workspace.template_name}
+
+
+class StorageSerializer(serializers.Serializer):
+    ebs_volume_size = serializers.IntegerField(min_value=8, max_value=16384, required=False)
+    ebs_volume_type = serializers.ChoiceField(choices=["gp3", "gp2", "io2"], required=False)
+
+
+class ConfigurationSerializer(serializers.Serializer):
+    cpuCores = serializers.IntegerField(min_value=1, max_value=448)  # noqa: N815 (the seed's field names)
+    memoryGB = serializers.IntegerField(min_value=1, max_value=24576)  # noqa: N815
+    gpu = serializers.CharField(required=False, allow_blank=True, allow_null=True)
+    storageGB = serializers.IntegerField(min_value=8, max_value=16384, required=False)  # noqa: N815
+    region = serializers.CharField(required=False)
+
+
+class LaunchSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=63)
+    template = serializers.CharField()
+    size = serializers.ChoiceField(choices=["XS", "S", "M", "L", "XL"], required=False)
+    instance_type = serializers.CharField(required=False)
+    configuration = ConfigurationSerializer(required=False)
+    spot = serializers.BooleanField(default=False)
+    region = serializers.CharField(required=False)
+    storage = StorageSerializer(required=False)
+    project = serializers.CharField(required=False, help_text="Project id or name; defaults to your profile's.")
+    budget = serializers.CharField(
+        required=False, help_text="Accepted for Prism clients; budgets come from the project."
+    )
+    profile = serializers.CharField(required=False, help_text="Cloud account id or name; defaults to your profile's.")
+
+
+class LaunchResponseSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    instance_id = serializers.CharField(allow_null=True)
+    workspace_id = serializers.CharField()
+    job_id = serializers.CharField()
+    state = serializers.CharField()
+    estimated_ready_time = serializers.DateTimeField()
+    hourly_rate = serializers.DecimalField(max_digits=10, decimal_places=4, coerce_to_string=False)
+    launch_progress = serializers.IntegerField()
+
+
+class ActionResponseSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    previous_state = serializers.CharField()
+    new_state = serializers.CharField()
+    state = serializers.CharField()
+    message = serializers.CharField()
+    estimated_ready_time = serializers.DateTimeField(required=False)
+    hibernation_supported = serializers.BooleanField(required=False)
+    estimated_savings = serializers.CharField(required=False)
+
+
+class UpdateSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=63, required=False)
+    size = serializers.ChoiceField(choices=["XS", "S", "M", "L", "XL"], required=False)
+    instance_type = serializers.CharField(required=False)
+    configuration = ConfigurationSerializer(required=False)
+
+
+class TerminateSerializer(serializers.Serializer):
+    confirm = serializers.CharField(help_text='Must be "DELETE".')
+    backup_ebs = serializers.BooleanField(default=False)
+
+
+class ExtendSerializer(serializers.Serializer):
+    hours = serializers.FloatField(required=False, help_text="Hours to add; 4 when omitted or ≤ 0.")
+
+
+class FirewallRuleSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = FirewallRule
+        fields = ["position", "cidr", "protocol", "from_port", "to_port", "description", "created_at"]
+        read_only_fields = fields
+
+
+class FirewallRuleInputSerializer(serializers.Serializer):
+    cidr = serializers.CharField()
+    protocol = serializers.ChoiceField(choices=FirewallRule.Protocol.choices, default="tcp")
+    port = serializers.IntegerField(required=False)
+    from_port = serializers.IntegerField(required=False)
+    to_port = serializers.IntegerField(required=False)
+    description = serializers.CharField(required=False, allow_blank=True, max_length=200)
+
+
+class FirewallAddSerializer(serializers.Serializer):
+    rules = FirewallRuleInputSerializer(many=True, required=False)
+    allow_world_ssh = serializers.BooleanField(default=False)
+
+
+class JobSerializer(serializers.ModelSerializer):
+    workspace = serializers.CharField(source="workspace.name")
+    workspace_id = serializers.CharField(source="workspace.pk")
+    state = serializers.CharField(source="workspace.state")
+
+    class Meta:
+        model = ProvisionJob
+        fields = [
+            "id",
+            "kind",
+            "status",
+            "progress",
+            "steps",
+            "attempts",
+            "error_code",
+            "error_message",
+            "workspace",
+            "workspace_id",
+            "state",
+            "created_at",
+            "updated_at",
+            "finished_at",
+        ]
+        read_only_fields = fields
+
+
+class ProfileSerializer(serializers.ModelSerializer):
+    aws_profile = serializers.SerializerMethodField()
+    default_project = serializers.SerializerMethodField()
+    active = serializers.SerializerMethodField()
+    organization = serializers.CharField(source="organization_id")
+
+    class Meta:
+        model = CloudAccount
+        fields = [
+            "id",
+            "name",
+            "organization",
+            "provider",
+            "region",
+            "aws_profile",
+            "default_project",
+            "active",
+            "credential_source",
+            "created_at",
+        ]
+        read_only_fields = fields
+
+    def get_aws_profile(self, account) -> str:
+        return account.role_arn or "default credential chain"
+
+    def get_default_project(self, account) -> str | None:
+        preference = self.context.get("preference")
+        return preference.project_id if preference and preference.project_id else None
+
+    def get_active(self, account) -> bool:
+        return account.pk == self.context.get("active_id")
+
+
+# --- Helpers ------------------------------------------------------------------------------------
+
+
+def _workspace_or_404(request, reference: str) -> Workspace:
+    workspace = selectors.workspace_by_reference(user=request.user, reference=reference)
+    if workspace is None:
+        raise NotFound(
+            f"Workspace '{reference}' not found.",
+            code="INSTANCE_NOT_FOUND",
+            details="Check the workspace name; workspaces of other organizations are not visible.",
+            remediation="GET /api/v1/instances lists your workspaces.",
+        )
+    return workspace
+
+
+def _project_for_launch(request, reference: str | None) -> Project:
+    projects = Project.objects.visible_to(request.user)
+    if reference:
+        project = projects.filter(pk=reference).first() or projects.filter(name=reference).first()
+        if project is None:
+            raise NotFound(f"No project '{reference}' visible to you.", code="PROJECT_NOT_FOUND")
+        return project
+    preference = WorkspacePreference.objects.filter(user=request.user).first()
+    if preference and preference.project_id:
+        project = projects.filter(pk=preference.project_id).first()
+        if project:
+            return project
+    mine = list(projects[:2])
+    if len(mine) == 1:
+        return mine[0]
+    raise ValidationFailed(fields={"project": ["Required: name the project (or switch your profile to one)."]})
+
+
+def _account_for_launch(request, project: Project, reference: str | None) -> CloudAccount | None:
+    if not reference:
+        return None
+    accounts = CloudAccount.objects.visible_to(request.user).filter(organization=project.organization)
+    account = accounts.filter(pk=reference).first() or accounts.filter(name=reference).first()
+    if account is None:
+        raise NotFound(f"No cloud account '{reference}' in the project's organization.", code="PROFILE_NOT_FOUND")
+    return account
+
+
+# --- Instances ---------------------------------------------------------------------------------
+
+
+class InstanceListView(mixins.ListModelMixin, ScopedAPIView):
+    model = Workspace
+    serializer_class = WorkspaceSerializer
+
+    def get_queryset(self):
+        return selectors.workspaces_for(user=self.request.user).order_by("-created_at", "id")
+
+    def filter_queryset(self, queryset):
+        params = self.request.query_params
+        if state := params.get("state"):
+            queryset = queryset.filter(state__in=state.split(","))
+        if project := params.get("project"):
+            queryset = queryset.filter(project_id=project) | queryset.filter(project__name=project)
+        if template := params.get("template"):
+            queryset = queryset.filter(template_name=template) | queryset.filter(template__slug=template)
+        if owner := params.get("owner"):
+            queryset = queryset.filter(owner__email=owner.lower()) | queryset.filter(owner__username=owner)
+        return queryset
+
+    @extend_schema(
+        summary="Workspaces visible to the caller.",
+        parameters=[
+            OpenApiParameter("state", str, description="Comma-separated states, e.g. running,stopped."),
+            OpenApiParameter("project", str, description="Project id or name."),
+            OpenApiParameter("template", str, description="Template name or slug."),
+            OpenApiParameter("owner", str, description="Owner e-mail or username."),
+        ],
+        tags=["instances"],
+    )
+    def get(self, request):
+        return self.list(request)
+
+
+class InstanceLaunchView(APIView):
+    @extend_schema(
+        summary="Launch a workspace. Answers 202 at once; a job does the cloud work (GET /api/v1/jobs/{id}).",
+        request=LaunchSerializer,
+        responses={202: LaunchResponseSerializer},
+        tags=["instances"],
+    )
+    def post(self, request):
+        form = LaunchSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        data = form.validated_data
+        project = _project_for_launch(request, data.get("project"))
+        result = services.workspace_launch(
+            actor=request.user,
+            project=project,
+            name=data["name"],
+            template=data["template"],
+            size=data.get("size"),
+            instance_type=data.get("instance_type"),
+            configuration=data.get("configuration"),
+            spot=data["spot"],
+            region=data.get("region"),
+            storage=data.get("storage"),
+            cloud_account=_account_for_launch(request, project, data.get("profile")),
+            client_ip=getattr(request._request, "client_ip", None),
+        )
+        workspace, job = result.workspace, result.job
+        return Response(
+            {
+                "name": workspace.name,
+                "instance_id": workspace.provider_instance_id or None,
+                "workspace_id": workspace.pk,
+                "job_id": job.pk,
+                "state": workspace.state,
+                "estimated_ready_time": workspace.created_at + READY_ESTIMATE,
+                "hourly_rate": workspace.hourly_rate,
+                "launch_progress": job.progress,
+            },
+            status=status.HTTP_202_ACCEPTED,
+        )
+
+
+class InstanceDetailView(APIView):
+    @extend_schema(
+        summary="One workspace, by name, workspace id or instance id.",
+        responses=WorkspaceSerializer,
+        tags=["instances"],
+    )
+    def get(self, request, name: str):
+        return Response(WorkspaceSerializer(_workspace_or_404(request, name)).data)
+
+    @extend_schema(
+        summary="Rename, or change size / instance type / configuration while stopped.",
+        request=UpdateSerializer,
+        responses=WorkspaceSerializer,
+        tags=["instances"],
+    )
+    def patch(self, request, name: str):
+        workspace = _workspace_or_404(request, name)
+        form = UpdateSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        services.workspace_update(actor=request.user, workspace=workspace, **form.validated_data)
+        return Response(WorkspaceSerializer(_workspace_or_404(request, workspace.pk)).data)
+
+
+def _action_response(result: services.ActionResult, **extra) -> Response:
+    body = {
+        "name": result.workspace.name,
+        "previous_state": result.previous_state,
+        "new_state": result.new_state,
+        "state": result.new_state,
+        "message": result.message,
+        **extra,
+    }
+    return Response(body, status=status.HTTP_200_OK if result.already_under_way else status.HTTP_202_ACCEPTED)
+
+
+class _ActionView(APIView):
+    action_name = ""
+
+    def act(self, request, name: str, **extra):
+        workspace = _workspace_or_404(request, name)
+        result = services.workspace_act(actor=request.user, workspace=workspace, action=self.action_name)
+        return _action_response(result, **extra)
+
+
+def _action_view(action: str, summary: str):
+    class View(_ActionView):
+        action_name = action
+
+        @extend_schema(
+            summary=summary,
+            request=None,
+            responses={202: ActionResponseSerializer, 200: ActionResponseSerializer},
+            tags=["instances"],
+        )
+        def post(self, request, name: str):
+            extra = {}
+            if action in ("start", "resume"):
+                from django.utils import timezone
+
+                extra["estimated_ready_time"] = timezone.now() + READY_ESTIMATE
+            if action == "hibernate":
+                workspace = _workspace_or_404(request, name)
+                extra["hibernation_supported"] = workspace.hibernation_capable
+                extra["estimated_savings"] = f"${workspace.hourly_rate}/hour during hibernation"
+            return self.act(request, name, **extra)
+
+    View.__name__ = f"Instance{action.title()}View"
+    View.__qualname__ = View.__name__
+    return View
+
+
+InstanceStopView = _action_view("stop", "Stop a running workspace (keeps its disk).")
+InstanceStartView = _action_view("start", "Start a stopped workspace.")
+InstanceHibernateView = _action_view(
+    "hibernate", "Hibernate a running workspace (keeps RAM and disk); 409 HIBERNATION_NOT_SUPPORTED where it cannot."
+)
+InstanceResumeView = _action_view("resume", "Resume a hibernated workspace.")
+
+
+class InstanceTerminateView(_ActionView):
+    action_name = "terminate"
+
+    @extend_schema(
+        summary='Terminate a workspace for good. The body must be {"confirm": "DELETE"}.',
+        request=TerminateSerializer,
+        responses={202: ActionResponseSerializer, 200: ActionResponseSerializer},
+        tags=["instances"],
+    )
+    def post(self, request, name: str):
+        form = TerminateSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        if form.validated_data["confirm"] != "DELETE":
+            raise ValidationFailed(
+                "Termination destroys all data; confirm it.",
+                code="CONFIRMATION_REQUIRED",
+                fields={"confirm": ['Must be "DELETE".']},
+            )
+        return self.act(request, name)
+
+
+class HibernationStatusView(APIView):
+    @extend_schema(
+        summary="Whether the workspace can hibernate, and for how long it has been hibernated.",
+        responses=inline_serializer(
+            "HibernationStatus",
+            {
+                "hibernation_supported": serializers.BooleanField(),
+                "current_state": serializers.CharField(),
+                "hibernation_time": serializers.DateTimeField(allow_null=True),
+                "estimated_savings": serializers.FloatField(),
+                "hibernation_duration": serializers.CharField(allow_null=True),
+            },
+        ),
+        tags=["instances"],
+    )
+    def get(self, request, name: str):
+        from django.utils import timezone
+
+        from platform_site.api.system import format_duration
+
+        workspace = _workspace_or_404(request, name)
+        hibernated = (
+            selectors.last_transition_to(workspace, WorkspaceState.HIBERNATED)
+            if workspace.state == WorkspaceState.HIBERNATED
+            else None
+        )
+        seconds = (timezone.now() - hibernated.created_at).total_seconds() if hibernated else 0
+        return Response(
+            {
+                "hibernation_supported": workspace.hibernation_capable,
+                "current_state": workspace.state,
+                "hibernation_time": hibernated.created_at if hibernated else None,
+                "estimated_savings": round(float(workspace.hourly_rate) * seconds / 3600, 4),
+                "hibernation_duration": format_duration(seconds) if hibernated else None,
+            }
+        )
+
+
+def _ssh_user(workspace: Workspace) -> str:
+    users = workspace.template_snapshot.get("users") or []
+    return users[0]["name"] if users else "ec2-user"
+
+
+class ConnectView(APIView):
+    @extend_schema(
+        summary="How to connect: the SSH command and each template service's URL.",
+        responses=inline_serializer(
+            "ConnectInfo", {"ssh": serializers.DictField(), "services": serializers.DictField()}
+        ),
+        tags=["instances"],
+    )
+    def get(self, request, name: str):
+        workspace = _workspace_or_404(request, name)
+        host = workspace.public_ip or workspace.private_ip
+        if workspace.state != WorkspaceState.RUNNING or not host:
+            from platform_site.errors import Conflict
+
+            raise Conflict(
+                f"Workspace '{workspace.name}' is {workspace.state}; connect when it is running.", code="INVALID_STATE"
+            )
+        user = _ssh_user(workspace)
+        key = f"~/.ssh/{workspace.cloud_account.key_name}.pem" if workspace.cloud_account.key_name else None
+        identity = f"-i {key} " if key else ""
+        services_info = {}
+        for service in workspace.template_snapshot.get("services", []):
+            port = service.get("port")
+            if port:
+                services_info[service["name"]] = {
+                    "url": f"http://{host}:{port}",
+                    "port": port,
+                    "local_forward": f"ssh -L {port}:localhost:{port} {identity}{user}@{host}",
+                }
+        return Response(
+            {
+                "ssh": {"command": f"ssh {identity}{user}@{host}", "host": host, "user": user, "port": 22},
+                "services": services_info,
+            }
+        )
+
+
+class ExtendView(APIView):
+    @extend_schema(
+        summary="Extend the workspace's TTL by `hours` (default 4); it is stopped when the TTL passes.",
+        request=ExtendSerializer,
+        responses={204: None},
+        tags=["instances"],
+    )
+    def post(self, request, name: str):
+        form = ExtendSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        services.workspace_extend(
+            actor=request.user, workspace=_workspace_or_404(request, name), hours=form.validated_data.get("hours")
+        )
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class UsageView(APIView):
+    @extend_schema(
+        summary="Usage and cost since launch, computed from the recorded state transitions.",
+        responses=inline_serializer(
+            "Usage",
+            {
+                "name": serializers.CharField(),
+                "cpuHours": serializers.FloatField(),
+                "gpuHours": serializers.FloatField(),
+                "memoryGBHours": serializers.FloatField(),
+                "costUSD": serializers.FloatField(),
+                "billedHours": serializers.FloatField(),
+                "periodStart": serializers.DateTimeField(allow_null=True),
+                "periodEnd": serializers.DateTimeField(),
+            },
+        ),
+        tags=["instances"],
+    )
+    def get(self, request, name: str):
+        workspace = _workspace_or_404(request, name)
+        usage = selectors.workspace_usage(workspace)
+        return Response(
+            {
+                "name": workspace.name,
+                "cpuHours": usage.cpu_hours,
+                "gpuHours": usage.gpu_hours,
+                "memoryGBHours": usage.memory_gb_hours,
+                "costUSD": usage.cost_usd,
+                "billedHours": usage.billed_hours,
+                "periodStart": usage.period_start,
+                "periodEnd": usage.period_end,
+            }
+        )
+
+
+class SysinfoView(APIView):
+    @extend_schema(
+        summary="The workspace's CPU, memory, GPU and disk, from its instance type.",
+        responses=inline_serializer(
+            "Sysinfo",
+            {
+                "cpu": serializers.DictField(),
+                "memory": serializers.DictField(),
+                "gpu": serializers.DictField(),
+                "disk": serializers.DictField(),
+            },
+        ),
+        tags=["instances"],
+    )
+    def get(self, request, name: str):
+        workspace = _workspace_or_404(request, name)
+        spec = sizing.get_instance_type(workspace.instance_type)
+        return Response(
+            {
+                "instance_type": spec.name,
+                "cpu": {"cores": spec.vcpu, "architecture": spec.architecture},
+                "memory": {"total_gb": spec.memory_gib},
+                "gpu": {"count": spec.gpu_count, "model": spec.gpu_model or None, "memory_gb": spec.gpu_memory_gib},
+                "disk": {"root_gb": workspace.root_volume_gb, "type": workspace.root_volume_type},
+            }
+        )
+
+
+class FirewallView(APIView):
+    @extend_schema(
+        summary="The workspace's ordered ingress rules.", responses=FirewallRuleSerializer(many=True), tags=["firewall"]
+    )
+    def get(self, request, name: str):
+        workspace = _workspace_or_404(request, name)
+        return Response(
+            {"rules": FirewallRuleSerializer(workspace.firewall_rules.order_by("position"), many=True).data}
+        )
+
+    @extend_schema(
+        summary=(
+            "Append rules. With no rules, allow SSH from the caller's address. 0.0.0.0/0 on SSH needs allow_world_ssh."
+        ),
+        request=FirewallAddSerializer,
+        responses={201: FirewallRuleSerializer(many=True)},
+        tags=["firewall"],
+    )
+    def post(self, request, name: str):
+        workspace = _workspace_or_404(request, name)
+        form = FirewallAddSerializer(data=request.data or {})
+        form.is_valid(raise_exception=True)
+        rules = [dict(rule) for rule in form.validated_data.get("rules") or []]
+        if not rules:
+            cidr = services._single_host_cidr(getattr(request._request, "client_ip", None))
+            rules = [{"cidr": cidr, "port": services.SSH_PORT, "description": "ssh from the caller"}]
+        services.firewall_add(
+            actor=request.user, workspace=workspace, rules=rules, allow_world_ssh=form.validated_data["allow_world_ssh"]
+        )
+        return Response(
+            {"rules": FirewallRuleSerializer(workspace.firewall_rules.order_by("position"), many=True).data},
+            status=status.HTTP_201_CREATED,
+        )
+
+    @extend_schema(
+        summary="Remove every rule (or the one at ?position=N): the default is to drop all incoming traffic.",
+        parameters=[OpenApiParameter("position", int)],
+        responses={204: None},
+        tags=["firewall"],
+    )
+    def delete(self, request, name: str):
+        workspace = _workspace_or_404(request, name)
+        position = request.query_params.get("position")
+        if position is not None and not position.isdigit():
+            raise ValidationFailed(fields={"position": ["A whole number."]})
+        services.firewall_clear(
+            actor=request.user, workspace=workspace, position=int(position) if position is not None else None
+        )
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+# --- Jobs ---------------------------------------------------------------------------------------
+
+
+class JobDetailView(ScopedAPIView):
+    model = ProvisionJob
+    serializer_class = JobSerializer
+
+    def get_queryset(self):
+        return ProvisionJob.objects.filter(
+            workspace__in=Workspace.objects.visible_to(self.request.user)
+        ).select_related("workspace")
+
+    @extend_schema(summary="A provisioning job: steps, progress 0–100 and errors.", tags=["jobs"])
+    def get(self, request, job_id: str):
+        job = self.get_queryset().filter(pk=job_id).first()
+        if job is None:
+            raise NotFound(f"No job '{job_id}' visible to you.", code="JOB_NOT_FOUND")
+        return Response(self.get_serializer(job).data)
+
+
+# --- Logs ---------------------------------------------------------------------------------------
+
+LOG_TYPES = {"console": "The instance's serial console output, from EC2."}
+
+
+class LogListView(APIView):
+    @extend_schema(
+        summary="Workspaces with log availability.",
+        responses=inline_serializer(
+            "LogAvailability", {"instances": serializers.ListField(child=serializers.DictField())}
+        ),
+        tags=["logs"],
+    )
+    def get(self, request):
+        workspaces = Workspace.objects.visible_to(request.user).exclude(state=WorkspaceState.TERMINATED)
+        return Response(
+            {
+                "instances": [
+                    {
+                        "name": w.name,
+                        "id": w.provider_instance_id or None,
+                        "state": w.state,
+                        "log_types": list(LOG_TYPES) if w.provider_instance_id else [],
+                    }
+                    for w in workspaces.order_by("name")
+                ]
+            }
+        )
+
+
+class LogTypesView(APIView):
+    @extend_schema(
+        summary="Log types available for a workspace.",
+        responses=inline_serializer(
+            "LogTypes",
+            {"instance": serializers.CharField(), "types": serializers.ListField(child=serializers.DictField())},
+        ),
+        tags=["logs"],
+    )
+    def get(self, request, name: str):
+        workspace = _workspace_or_404(request, name)
+        return Response(
+            {
+                "instance": workspace.name,
+                "types": [
+                    {"type": key, "description": value, "available": bool(workspace.provider_instance_id)}
+                    for key, value in LOG_TYPES.items()
+                ],
+            }
+        )
+
+
+class LogView(APIView):
+    @extend_schema(
+        summary="A workspace's log, e.g. ?type=console&tail=100.",
+        parameters=[OpenApiParameter("type", str, enum=list(LOG_TYPES)), OpenApiParameter("tail", int)],
+        responses=inline_serializer(
+            "Log",
+            {
+                "instance": serializers.CharField(),
+                "type": serializers.CharField(),
+                "lines": serializers.ListField(child=serializers.CharField()),
+            },
+        ),
+        tags=["logs"],
+    )
+    def get(self, request, name: str):
+        workspace = _workspace_or_404(request, name)
+        log_type = request.query_params.get("type", "console")
+        if log_type not in LOG_TYPES:
+            raise ValidationFailed(fields={"type": [f"One of: {', '.join(LOG_TYPES)}."]}, code="UNKNOWN_LOG_TYPE")
+        tail = request.query_params.get("tail")
+        if tail is not None and (not tail.isdigit() or int(tail) > 10000):
+            raise ValidationFailed(fields={"tail": ["A whole number up to 10000."]})
+        if not workspace.provider_instance_id:
+            raise NotFound("The workspace has no instance yet.", code="LOG_NOT_AVAILABLE")
+        try:
+            text = services.provider_for(workspace).console_output(workspace.provider_instance_id)
+        except cloud.CloudError as error:
+            raise ValidationFailed(
+                f"The provider did not return the log: {error.message}", code="LOG_NOT_AVAILABLE"
+            ) from error
+        lines = text.splitlines()
+        if tail is not None:
+            lines = lines[-int(tail) :] if int(tail) else []
+        return Response({"instance": workspace.name, "type": log_type, "lines": lines})
+
+
+# --- Profiles -----------------------------------------------------------------------------------
+
+
+def _active_account(request) -> tuple[CloudAccount | None, WorkspacePreference | None]:
+    preference = WorkspacePreference.objects.filter(user=request.user).select_related("cloud_account").first()
+    visible = CloudAccount.objects.visible_to(request.user)
+    if preference and preference.cloud_account_id and visible.filter(pk=preference.cloud_account_id).exists():
+        return preference.cloud_account, preference
+    return visible.order_by("-is_default", "created_at").first(), preference
+
+
+class ProfileListView(APIView):
+    @extend_schema(
+        summary="Cloud accounts (profiles) of the caller's organizations.",
+        responses=ProfileSerializer(many=True),
+        tags=["profiles"],
+    )
+    def get(self, request):
+        active, preference = _active_account(request)
+        accounts = CloudAccount.objects.visible_to(request.user).order_by("organization_id", "name")
+        context = {"active_id": active.pk if active else None, "preference": preference}
+        return Response(ProfileSerializer(accounts, many=True, context=context).data)
+
+
+class ProfileCurrentView(APIView):
+    @extend_schema(
+        summary="The caller's current cloud account and default project.",
+        responses=ProfileSerializer,
+        tags=["profiles"],
+    )
+    def get(self, request):
+        active, preference = _active_account(request)
+        if active is None:
+            raise NotFound("Your organizations have no cloud account.", code="PROFILE_NOT_FOUND")
+        return Response(ProfileSerializer(active, context={"active_id": active.pk, "preference": preference}).data)
+
+
+class ProfileSwitchView(APIView):
+    @extend_schema(
+        summary="Switch the caller's default cloud account and/or project.",
+        request=inline_serializer(
+            "ProfileSwitch",
+            {"profile_name": serializers.CharField(required=False), "project": serializers.CharField(required=False)},
+        ),
+        responses=ProfileSerializer,
+        tags=["profiles"],
+    )
+    def post(self, request):
+        profile = request.data.get("profile_name") or request.data.get("profile")
+        project_ref = request.data.get("project")
+        if not profile and not project_ref:
+            raise ValidationFailed(fields={"profile_name": ["Give profile_name and/or project."]})
+        account = project = None
+        if profile:
+            visible = CloudAccount.objects.visible_to(request.user)
+            account = visible.filter(pk=profile).first() or visible.filter(name=profile).first()
+            if account is None:
+                raise NotFound(f"No profile '{profile}'.", code="PROFILE_NOT_FOUND")
+        if project_ref:
+            projects = Project.objects.visible_to(request.user)
+            project = projects.filter(pk=project_ref).first() or projects.filter(name=project_ref).first()
+            if project is None:
+                raise NotFound(f"No project '{project_ref}' visible to you.", code="PROJECT_NOT_FOUND")
+        preference = services.profile_switch(actor=request.user, cloud_account=account, project=project)
+        active, _ = _active_account(request)
+        return Response(
+            ProfileSerializer(
+                active, context={"active_id": active.pk if active else None, "preference": preference}
+            ).data
+        )

@@ -1,0 +1,461 @@
+"""The one interface to the cloud, implemented with boto3.
+
+Production, the sandbox and the tests all run this code: only the endpoint differs (a moto server on
+loopback in the sandbox and tests). Clients use botocore's standard retry mode; errors come out as
+`TransientCloudError` (worth retrying later: throttling, 5xx, capacity, connection trouble) or
+`PermanentCloudError` (the request itself is wrong or forbidden).
+"""
+
+import base64
+import binascii
+import logging
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+import boto3
+from botocore.awsrequest import AWSResponse
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError, ConnectionError, EndpointConnectionError
+from django.conf import settings
+from django.core.cache import cache
+
+logger = logging.getLogger("carrel.cloud")
+
+WORKSPACE_TAG = "carrel:workspace-id"
+TRANSIENT_CODES = {
+    "RequestLimitExceeded",
+    "Throttling",
+    "ThrottlingException",
+    "InternalError",
+    "InternalFailure",
+    "ServiceUnavailable",
+    "Unavailable",
+    "InsufficientInstanceCapacity",
+    "InsufficientCapacity",
+    "RequestTimeout",
+}
+DESCRIBE_BATCH = 200
+
+
+class CloudError(Exception):
+    def __init__(self, code: str, message: str, operation: str = "") -> None:
+        self.code = code
+        self.message = message
+        self.operation = operation
+        super().__init__(f"{operation}: {code}: {message}" if operation else f"{code}: {message}")
+
+
+class TransientCloudError(CloudError):
+    """Throttling, provider 5xx, capacity or connection trouble: retry later."""
+
+
+class PermanentCloudError(CloudError):
+    """The provider refused the request itself: retrying will not help."""
+
+
+@dataclass(frozen=True)
+class InstanceInfo:
+    instance_id: str
+    state: str  # the provider's: pending, running, stopping, stopped, shutting-down, terminated
+    instance_type: str
+    public_ip: str | None
+    private_ip: str | None
+    launch_time: datetime | None
+    hibernation_configured: bool
+    state_reason: str
+    tags: dict[str, str]
+
+    @property
+    def workspace_id(self) -> str | None:
+        return self.tags.get(WORKSPACE_TAG)
+
+
+@dataclass(frozen=True)
+class LaunchSpec:
+    workspace_id: str
+    name: str
+    image_id: str
+    instance_type: str
+    security_group_id: str
+    user_data: str
+    tags: dict[str, str]
+    root_volume_gb: int
+    root_volume_type: str = "gp3"
+    hibernate: bool = False
+    spot: bool = False
+    subnet_id: str = ""
+    key_name: str = ""
+
+
+@dataclass(frozen=True)
+class IngressRule:
+    protocol: str
+    from_port: int
+    to_port: int
+    cidr: str
+    description: str = ""
+
+    def key(self) -> tuple:
+        return (self.protocol, self.from_port, self.to_port, self.cidr)
+
+
+def _classify(error: Exception, operation: str) -> CloudError:
+    if isinstance(error, ClientError):
+        code = error.response.get("Error", {}).get("Code", "Unknown")
+        message = error.response.get("Error", {}).get("Message", str(error))
+        status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        if code in TRANSIENT_CODES or status >= 500:
+            return TransientCloudError(code, message, operation)
+        return PermanentCloudError(code, message, operation)
+    if isinstance(error, (EndpointConnectionError, ConnectionError)):
+        return TransientCloudError("ConnectionError", str(error), operation)
+    return TransientCloudError(type(error).__name__, str(error), operation)
+
+
+def count_api_call(operation: str) -> None:
+    """Calls per operation, kept in the cache; the benchmark reads them."""
+    key = f"cloud:calls:{operation}"
+    cache.add(key, 0, timeout=None)
+    try:
+        cache.incr(key)
+    except ValueError:
+        cache.set(key, 1, timeout=None)
+
+
+def api_call_counts(operations: Iterable[str]) -> dict[str, int]:
+    return {operation: int(cache.get(f"cloud:calls:{operation}", 0)) for operation in operations}
+
+
+# --- Fault injection, for tests that prove retries and crash recovery -------------------------
+
+
+def _throttle_responses(remaining: dict):
+    """Answer the next N calls of an operation with RequestLimitExceeded (HTTP 503), as EC2 does."""
+
+    def before_send(request, **kwargs):
+        operation = kwargs.get("event_name", "").rsplit(".", 1)[-1]
+        if remaining.get(operation, 0) > 0:
+            remaining[operation] -= 1
+            body = (
+                b'<?xml version="1.0" encoding="UTF-8"?><Response><Errors><Error><Code>RequestLimitExceeded</Code>'
+                b"<Message>Request limit exceeded.</Message></Error></Errors><RequestID>fault</RequestID></Response>"
+            )
+            return AWSResponse(request.url, 503, {}, _Raw(body))
+        return None
+
+    return before_send
+
+
+class _Raw:
+    def __init__(self, body: bytes) -> None:
+        self._body = body
+
+    def stream(self, **kwargs):
+        yield self._body
+
+
+def parse_faults(spec: str) -> tuple[dict[str, int], set[str]]:
+    """`throttle:RunInstances:3,exit-after:RunInstances` → ({"RunInstances": 3}, {"RunInstances"})."""
+    throttles: dict[str, int] = {}
+    exits: set[str] = set()
+    for item in filter(None, (part.strip() for part in spec.split(","))):
+        kind, _, rest = item.partition(":")
+        if kind == "throttle":
+            operation, _, count = rest.partition(":")
+            throttles[operation] = int(count or 1)
+        elif kind == "exit-after":
+            exits.add(rest)
+    return throttles, exits
+
+
+# --- The provider --------------------------------------------------------------------------------
+
+
+class AwsProvider:
+    """EC2 for one cloud account. Create one per task; clients are cheap and not shared across threads."""
+
+    def __init__(self, account, *, region: str | None = None, faults: str | None = None) -> None:
+        self.account = account
+        self.region = region or account.region
+        session = self._session()
+        config = Config(
+            region_name=self.region,
+            retries={"mode": "standard", "total_max_attempts": settings.CARREL_CLOUD_MAX_ATTEMPTS},
+            connect_timeout=5,
+            read_timeout=30,
+        )
+        self.ec2 = session.client("ec2", endpoint_url=account.endpoint_url or None, config=config)
+        self.ec2.meta.events.register("after-call.ec2", self._after_call)
+        faults = faults if faults is not None else settings.CARREL_CLOUD_FAULTS
+        self._exit_after: set[str] = set()
+        if faults:
+            throttles, self._exit_after = parse_faults(faults)
+            if throttles:
+                self.ec2.meta.events.register("before-send.ec2", _throttle_responses(throttles))
+
+    def _session(self) -> boto3.Session:
+        if self.account.credential_source == "assume_role" and self.account.role_arn:
+            sts = boto3.client("sts", region_name=self.region)
+            params = {"RoleArn": self.account.role_arn, "RoleSessionName": f"carrel-{self.account.id}"}
+            if self.account.external_id:
+                params["ExternalId"] = self.account.external_id
+            credentials = sts.assume_role(**params)["Credentials"]
+            return boto3.Session(
+                aws_access_key_id=credentials["AccessKeyId"],
+                aws_secret_access_key=credentials["SecretAccessKey"],
+                aws_session_token=credentials["SessionToken"],
+                region_name=self.region,
+            )
+        return boto3.Session(region_name=self.region)
+
+    def _after_call(self, **kwargs) -> None:
+        operation = kwargs.get("model").name if kwargs.get("model") else "unknown"
+        count_api_call(operation)
+        if operation in self._exit_after:
+            logger.error("Fault injection: exiting the process after %s", operation)
+            os._exit(137)
+
+    def _call(self, operation: str, **params):
+        method = getattr(self.ec2, _snake(operation))
+        try:
+            return method(**params)
+        except (ClientError, BotoCoreError) as error:
+            raise _classify(error, operation) from error
+
+    # --- instances ---
+
+    def find_workspace_instances(self, workspace_id: str) -> list[InstanceInfo]:
+        """Instances tagged for a workspace that are not terminated: how a retried launch adopts its instance."""
+        response = self._call(
+            "DescribeInstances",
+            Filters=[
+                {"Name": f"tag:{WORKSPACE_TAG}", "Values": [workspace_id]},
+                {"Name": "instance-state-name", "Values": ["pending", "running", "stopping", "stopped"]},
+            ],
+        )
+        return _instances(response)
+
+    def list_carrel_instances(self) -> list[InstanceInfo]:
+        paginator = self.ec2.get_paginator("describe_instances")
+        found: list[InstanceInfo] = []
+        try:
+            for page in paginator.paginate(
+                Filters=[
+                    {"Name": "tag-key", "Values": [WORKSPACE_TAG]},
+                    {"Name": "instance-state-name", "Values": ["pending", "running", "stopping", "stopped"]},
+                ]
+            ):
+                found.extend(_instances(page))
+        except (ClientError, BotoCoreError) as error:
+            raise _classify(error, "DescribeInstances") from error
+        return found
+
+    def launch(self, spec: LaunchSpec) -> InstanceInfo:
+        params = {
+            "ImageId": spec.image_id,
+            "InstanceType": spec.instance_type,
+            "MinCount": 1,
+            "MaxCount": 1,
+            # EC2 makes RunInstances idempotent per client token; a retried call returns the same instance.
+            "ClientToken": spec.workspace_id,
+            "SecurityGroupIds": [spec.security_group_id],
+            "UserData": spec.user_data,
+            "BlockDeviceMappings": [
+                {
+                    "DeviceName": "/dev/xvda",
+                    "Ebs": {
+                        "VolumeSize": spec.root_volume_gb,
+                        "VolumeType": spec.root_volume_type,
+                        "DeleteOnTermination": True,
+                        # Hibernation writes RAM to the root volume, which must then be encrypted.
+                        "Encrypted": True,
+                    },
+                }
+            ],
+            "TagSpecifications": [
+                {"ResourceType": "instance", "Tags": _tag_list({**spec.tags, "Name": spec.name})},
+                {"ResourceType": "volume", "Tags": _tag_list(spec.tags)},
+            ],
+            "MetadataOptions": {"HttpTokens": "required"},
+        }
+        if spec.hibernate:
+            params["HibernationOptions"] = {"Configured": True}
+        if spec.spot:
+            params["InstanceMarketOptions"] = {
+                "MarketType": "spot",
+                "SpotOptions": {
+                    "SpotInstanceType": "persistent",
+                    "InstanceInterruptionBehavior": "hibernate" if spec.hibernate else "stop",
+                },
+            }
+        if spec.subnet_id:
+            params["SubnetId"] = spec.subnet_id
+        if spec.key_name:
+            params["KeyName"] = spec.key_name
+        return _instances(self._call("RunInstances", **params))[0]
+
+    def describe(self, instance_ids: Iterable[str]) -> dict[str, InstanceInfo]:
+        """Many instances in few calls. Ids the provider does not know are simply absent."""
+        ids = sorted(set(instance_ids))
+        found: dict[str, InstanceInfo] = {}
+        for start in range(0, len(ids), DESCRIBE_BATCH):
+            batch = ids[start : start + DESCRIBE_BATCH]
+            response = self._call("DescribeInstances", Filters=[{"Name": "instance-id", "Values": batch}])
+            found.update({info.instance_id: info for info in _instances(response)})
+        return found
+
+    def stop(self, instance_id: str, *, hibernate: bool = False) -> None:
+        self._call("StopInstances", InstanceIds=[instance_id], Hibernate=hibernate)
+
+    def start(self, instance_id: str) -> None:
+        self._call("StartInstances", InstanceIds=[instance_id])
+
+    def terminate(self, instance_id: str) -> None:
+        self._call("TerminateInstances", InstanceIds=[instance_id])
+
+    def modify_instance_type(self, instance_id: str, instance_type: str) -> None:
+        self._call("ModifyInstanceAttribute", InstanceId=instance_id, InstanceType={"Value": instance_type})
+
+    def console_output(self, instance_id: str) -> str:
+        response = self._call("GetConsoleOutput", InstanceId=instance_id, Latest=True)
+        output = response.get("Output") or ""
+        # EC2 sends the console base64-encoded; some EC2-compatible endpoints send it as text.
+        try:
+            return base64.b64decode(output.strip(), validate=True).decode("utf-8", "replace")
+        except (binascii.Error, ValueError):
+            return output
+
+    # --- images ---
+
+    def image_for(self, base_os: str) -> str:
+        override = (self.account.image_overrides or {}).get(base_os) or (self.account.image_overrides or {}).get("*")
+        if override:
+            return override
+        owner, pattern = IMAGE_SOURCES.get(base_os, IMAGE_SOURCES["ubuntu-24.04"])
+        images = self._call(
+            "DescribeImages",
+            Owners=[owner],
+            Filters=[{"Name": "name", "Values": [pattern]}, {"Name": "state", "Values": ["available"]}],
+        )["Images"]
+        if not images:
+            raise PermanentCloudError("ImageNotFound", f"No image for {base_os} in {self.region}", "DescribeImages")
+        return max(images, key=lambda image: image.get("CreationDate", ""))["ImageId"]
+
+    # --- security groups ---
+
+    def ensure_security_group(self, workspace_id: str, tags: dict[str, str]) -> str:
+        name = f"carrel-{workspace_id}"
+        existing = self._call("DescribeSecurityGroups", Filters=[{"Name": "group-name", "Values": [name]}])
+        if existing["SecurityGroups"]:
+            return existing["SecurityGroups"][0]["GroupId"]
+        params = {
+            "GroupName": name,
+            "Description": f"Carrel workspace {workspace_id}",
+            "TagSpecifications": [{"ResourceType": "security-group", "Tags": _tag_list(tags)}],
+        }
+        vpc_id = self._default_vpc_id()
+        if vpc_id:
+            params["VpcId"] = vpc_id
+        try:
+            return self.ec2.create_security_group(**params)["GroupId"]
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") == "InvalidGroup.Duplicate":
+                again = self._call("DescribeSecurityGroups", Filters=[{"Name": "group-name", "Values": [name]}])
+                return again["SecurityGroups"][0]["GroupId"]
+            raise _classify(error, "CreateSecurityGroup") from error
+        except BotoCoreError as error:
+            raise _classify(error, "CreateSecurityGroup") from error
+
+    def _default_vpc_id(self) -> str | None:
+        vpcs = self._call("DescribeVpcs", Filters=[{"Name": "is-default", "Values": ["true"]}])["Vpcs"]
+        return vpcs[0]["VpcId"] if vpcs else None
+
+    def delete_security_group(self, group_id: str) -> None:
+        try:
+            self.ec2.delete_security_group(GroupId=group_id)
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") != "InvalidGroup.NotFound":
+                raise _classify(error, "DeleteSecurityGroup") from error
+
+    def ingress_rules(self, group_id: str) -> list[IngressRule]:
+        groups = self._call("DescribeSecurityGroups", GroupIds=[group_id])["SecurityGroups"]
+        rules = []
+        for permission in groups[0].get("IpPermissions", []) if groups else []:
+            for ip_range in permission.get("IpRanges", []):
+                rules.append(
+                    IngressRule(
+                        protocol=permission.get("IpProtocol", "tcp"),
+                        from_port=permission.get("FromPort", -1),
+                        to_port=permission.get("ToPort", -1),
+                        cidr=ip_range["CidrIp"],
+                        description=ip_range.get("Description", ""),
+                    )
+                )
+        return rules
+
+    def set_ingress(self, group_id: str, wanted: list[IngressRule]) -> None:
+        """Make the group's ingress exactly `wanted`: authorize what is missing, revoke what is extra."""
+        current = {rule.key(): rule for rule in self.ingress_rules(group_id)}
+        desired = {rule.key(): rule for rule in wanted}
+        extra = [rule for key, rule in current.items() if key not in desired]
+        missing = [rule for key, rule in desired.items() if key not in current]
+        if extra:
+            self._call("RevokeSecurityGroupIngress", GroupId=group_id, IpPermissions=_permissions(extra))
+        if missing:
+            self._call("AuthorizeSecurityGroupIngress", GroupId=group_id, IpPermissions=_permissions(missing))
+
+
+IMAGE_SOURCES = {
+    "ubuntu-24.04": ("099720109477", "ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-amd64-server-*"),
+    "ubuntu-22.04": ("099720109477", "ubuntu/images/hvm-ssd/ubuntu-jammy-22.04-amd64-server-*"),
+    "debian-12": ("136693071363", "debian-12-amd64-*"),
+    "rocky-9": ("792107900819", "Rocky-9-EC2-Base-9.*x86_64"),
+    "amazon-linux-2023": ("137112412989", "al2023-ami-2023.*-x86_64"),
+}
+
+
+def _snake(operation: str) -> str:
+    out = []
+    for index, char in enumerate(operation):
+        if char.isupper() and index:
+            out.append("_")
+        out.append(char.lower())
+    return "".join(out)
+
+
+def _tag_list(tags: dict[str, str]) -> list[dict[str, str]]:
+    return [{"Key": key, "Value": str(value)} for key, value in tags.items()]
+
+
+def _permissions(rules: list[IngressRule]) -> list[dict]:
+    permissions = []
+    for rule in rules:
+        permission = {"IpProtocol": rule.protocol, "IpRanges": [{"CidrIp": rule.cidr}]}
+        if rule.description:
+            permission["IpRanges"][0]["Description"] = rule.description
+        if rule.protocol != "-1":
+            permission["FromPort"], permission["ToPort"] = rule.from_port, rule.to_port
+        permissions.append(permission)
+    return permissions
+
+
+def _instances(response: dict) -> list[InstanceInfo]:
+    instances = []
+    for reservation in response.get("Reservations", [{"Instances": response.get("Instances", [])}]):
+        for raw in reservation.get("Instances", []):
+            instances.append(
+                InstanceInfo(
+                    instance_id=raw["InstanceId"],
+                    state=raw["State"]["Name"],
+                    instance_type=raw.get("InstanceType", ""),
+                    public_ip=raw.get("PublicIpAddress"),
+                    private_ip=raw.get("PrivateIpAddress"),
+                    launch_time=raw.get("LaunchTime"),
+                    hibernation_configured=bool(raw.get("HibernationOptions", {}).get("Configured")),
+                    state_reason=(raw.get("StateReason") or {}).get("Message", ""),
+                    tags={tag["Key"]: tag["Value"] for tag in raw.get("Tags", [])},
+                )
+            )
+    return instances

@@ -1,0 +1,958 @@
+"""Workspace lifecycle. The database records intent and what the provider reports; tasks do the calls.
+
+Every state change goes through `record_transition`: a conditional update (the row must still be in
+an expected state) plus one StateTransition row with the time and the rate in force. The cost ledger
+is built from those rows, so nothing else writes `Workspace.state`.
+"""
+
+import dataclasses
+import ipaddress
+import logging
+import re
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import timedelta
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from accounts.models import Organization
+from audit.services import audit_record
+from platform_site.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
+from projects.models import Project, ProjectRole
+from projects.services import project_role_of, require_project_role
+from templates.cloud_init import render_user_data
+from templates.selectors import template_for
+from workspaces import cloud, sizing
+from workspaces.models import (
+    COMPUTE_BILLED_STATES,
+    CloudAccount,
+    FirewallRule,
+    OrphanedInstance,
+    ProvisionJob,
+    StateTransition,
+    Workspace,
+    WorkspacePreference,
+    WorkspaceState,
+)
+
+logger = logging.getLogger("carrel.workspaces")
+S = WorkspaceState
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
+SSH_PORT = 22
+
+
+class StillWaiting(Exception):
+    """The provider has not reached the wanted state yet; a task retries later."""
+
+
+# --- Permissions ------------------------------------------------------------------------------
+
+
+def can_manage(*, user, workspace: Workspace) -> bool:
+    """Project owners and admins manage every workspace; members only their own; viewers none."""
+    role = project_role_of(user=user, project=workspace.project)
+    if role in (ProjectRole.OWNER, ProjectRole.ADMIN):
+        return True
+    return role == ProjectRole.MEMBER and workspace.owner_id == user.pk
+
+
+def require_can_manage(*, user, workspace: Workspace) -> None:
+    if user is not None and not can_manage(user=user, workspace=workspace):
+        raise PermissionDenied(
+            "Only the workspace's owner and the project's owners and admins can do this.",
+            details=f"Workspace {workspace.name} belongs to {workspace.owner.email}.",
+        )
+
+
+# --- Transitions --------------------------------------------------------------------------------
+
+
+def rate_in_state(workspace: Workspace, state: str) -> Decimal:
+    return workspace.hourly_rate if state in COMPUTE_BILLED_STATES else Decimal("0")
+
+
+def record_transition(
+    *,
+    workspace: Workspace,
+    to_state: str,
+    expected_from: Iterable[str],
+    actor=None,
+    reason: str = "",
+    **fields,
+) -> bool:
+    """Move the workspace to `to_state` if it is still in one of `expected_from`; False otherwise."""
+    with transaction.atomic():
+        current = Workspace.objects.select_for_update().filter(pk=workspace.pk).values_list("state", flat=True).first()
+        if current is None or current not in set(expected_from):
+            return False
+        now = timezone.now()
+        for name, value in fields.items():
+            setattr(workspace, name, value)
+        Workspace.objects.filter(pk=workspace.pk, state=current).update(
+            state=to_state, state_changed_at=now, updated_at=now, **fields
+        )
+        workspace.state, workspace.state_changed_at = to_state, now
+        StateTransition.objects.create(
+            workspace=workspace,
+            from_state=current,
+            to_state=to_state,
+            actor=actor if actor is not None and actor.is_authenticated else None,
+            reason=reason[:255],
+            instance_type=workspace.instance_type,
+            hourly_rate=rate_in_state(workspace, to_state),
+            created_at=now,
+        )
+    return True
+
+
+# --- Cloud accounts and profiles ------------------------------------------------------------------
+
+
+def provider_for(target: Workspace | CloudAccount) -> cloud.AwsProvider:
+    if isinstance(target, Workspace):
+        return cloud.AwsProvider(target.cloud_account, region=target.region or None)
+    return cloud.AwsProvider(target)
+
+
+def default_cloud_account(*, user, organization: Organization) -> CloudAccount | None:
+    preference = WorkspacePreference.objects.filter(user=user).select_related("cloud_account").first()
+    if preference and preference.cloud_account and preference.cloud_account.organization_id == organization.pk:
+        return preference.cloud_account
+    accounts = CloudAccount.objects.filter(organization=organization).order_by("-is_default", "created_at")
+    return accounts.first()
+
+
+@transaction.atomic
+def profile_switch(*, actor, cloud_account: CloudAccount | None, project: Project | None) -> WorkspacePreference:
+    preference, _ = WorkspacePreference.objects.get_or_create(user=actor)
+    if cloud_account is not None:
+        preference.cloud_account = cloud_account
+    if project is not None:
+        preference.project = project
+    preference.save()
+    audit_record(
+        actor=actor,
+        action="profile.switch",
+        target=preference,
+        metadata={"cloud_account": getattr(cloud_account, "pk", None), "project": getattr(project, "pk", None)},
+    )
+    return preference
+
+
+# --- Launch ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class LaunchResult:
+    workspace: Workspace
+    job: ProvisionJob
+
+
+def _single_host_cidr(ip: str | None) -> str | None:
+    if not ip:
+        return None
+    address = ipaddress.ip_address(ip)
+    return f"{address}/{32 if address.version == 4 else 128}"
+
+
+def _default_rules(*, workspace: Workspace, snapshot: dict, client_ip: str | None, actor) -> list[FirewallRule]:
+    """SSH and the template's service ports, open only to the caller's address."""
+    cidr = _single_host_cidr(client_ip)
+    if cidr is None:
+        return []
+    ports = [SSH_PORT, *[service["port"] for service in snapshot.get("services", []) if service.get("port")]]
+    ports = list(dict.fromkeys(ports))
+    return [
+        FirewallRule(
+            workspace=workspace,
+            position=index,
+            cidr=cidr,
+            protocol=FirewallRule.Protocol.TCP,
+            from_port=port,
+            to_port=port,
+            description="ssh" if port == SSH_PORT else "template service",
+            created_by=actor,
+        )
+        for index, port in enumerate(ports, start=1)
+    ]
+
+
+def workspace_launch(
+    *,
+    actor,
+    project: Project,
+    name: str,
+    template: str,
+    size: str | None = None,
+    instance_type: str | None = None,
+    configuration: dict | None = None,
+    spot: bool = False,
+    region: str | None = None,
+    storage: dict | None = None,
+    cloud_account: CloudAccount | None = None,
+    client_ip: str | None = None,
+) -> LaunchResult:
+    """Validate and record a launch; a Celery task (enqueued on commit) does the cloud work."""
+    require_project_role(user=actor, project=project, minimum=ProjectRole.MEMBER)
+    if not NAME_RE.match(name or ""):
+        raise ValidationFailed(
+            fields={"name": ["1–63 letters, digits, '.', '_' or '-', starting with a letter or digit."]}
+        )
+    view = template_for(user=actor, reference=template)
+    if view is None or (view.template.organization_id not in (None, project.organization_id)):
+        raise NotFound(f"No template named '{template}'.", code="TEMPLATE_NOT_FOUND")
+    if not view.report.valid or view.resolved is None:
+        raise ValidationFailed(
+            f"The template '{template}' is not valid.",
+            code="TEMPLATE_INVALID",
+            details="; ".join(issue.message for issue in view.report.issues),
+        )
+    account = cloud_account or default_cloud_account(user=actor, organization=project.organization)
+    if account is None:
+        raise ValidationFailed(
+            "The organization has no cloud account.",
+            code="NO_CLOUD_ACCOUNT",
+            remediation="An administrator adds one in the admin (Cloud accounts).",
+        )
+    configuration = configuration or None
+    region = (configuration or {}).get("region") or region or account.region
+    resolved = view.resolved
+    chosen = sizing.choose_instance_type(
+        region=region,
+        template_defaults=resolved.instance_defaults,
+        size=size,
+        instance_type=instance_type,
+        configuration=configuration,
+    )
+    rate = sizing.hourly_rate(chosen.name, region, spot=spot)
+    storage = storage or {}
+    root_gb = int(
+        storage.get("ebs_volume_size")
+        or (configuration or {}).get("storageGB")
+        or resolved.instance_defaults.get("root_volume_gb")
+        or 30
+    )
+    hibernate = chosen.hibernation_supported
+    if hibernate:
+        # RAM is written to the root volume on hibernation: it must hold memory plus the system.
+        root_gb = max(root_gb, int(chosen.memory_gib) + 8)
+    snapshot = dataclasses.asdict(resolved)
+    snapshot["template_id"] = view.template.pk
+
+    with transaction.atomic():
+        # The project row lock serialises launches with project deletion (and budget checks).
+        Project.objects.select_for_update().get(pk=project.pk)
+        if Workspace.objects.filter(organization=project.organization, name=name).live().exists():
+            raise Conflict(f"A workspace named '{name}' exists.", code="NAME_TAKEN", fields={"name": ["In use."]})
+        try:
+            with transaction.atomic():
+                workspace = Workspace.objects.create(
+                    organization=project.organization,
+                    project=project,
+                    owner=actor,
+                    name=name,
+                    state=S.PENDING,
+                    cloud_account=account,
+                    template=view.template,
+                    template_name=view.template.name,
+                    template_snapshot=snapshot,
+                    size=size or "",
+                    instance_type=chosen.name,
+                    region=region,
+                    spot=spot,
+                    root_volume_gb=root_gb,
+                    root_volume_type=storage.get("ebs_volume_type") or "gp3",
+                    hibernation_capable=hibernate,
+                    hourly_rate=rate,
+                )
+        except IntegrityError:
+            raise Conflict(f"A workspace named '{name}' exists.", code="NAME_TAKEN") from None
+        record_transition(
+            workspace=workspace, to_state=S.LAUNCHING, expected_from=[S.PENDING], actor=actor, reason="launch requested"
+        )
+        job = ProvisionJob.objects.create(workspace=workspace, kind="launch", steps=_initial_steps())
+        FirewallRule.objects.bulk_create(
+            _default_rules(workspace=workspace, snapshot=snapshot, client_ip=client_ip, actor=actor)
+        )
+        audit_record(
+            actor=actor,
+            action="workspace.launch",
+            target=workspace,
+            organization=project.organization,
+            metadata={"instance_type": chosen.name, "region": region, "template": view.template.name, "job": job.pk},
+        )
+        from workspaces import tasks
+
+        transaction.on_commit(lambda: tasks.provision_workspace.delay(job.pk))
+    return LaunchResult(workspace=workspace, job=job)
+
+
+LAUNCH_STEPS = [
+    ("queued", "Queued", 5),
+    ("security_group", "Security group ready", 25),
+    ("instance", "Instance requested", 50),
+    ("running", "Instance running", 100),
+]
+
+
+def _initial_steps() -> list[dict]:
+    return [
+        {"name": name, "description": description, "status": "pending", "at": None}
+        for name, description, _ in LAUNCH_STEPS
+    ]
+
+
+def _mark_step(job: ProvisionJob, step_name: str, status: str = "done", message: str = "") -> None:
+    progress = job.progress
+    for step, (name, _, step_progress) in zip(job.steps, LAUNCH_STEPS, strict=False):
+        if name == step_name:
+            step["status"] = status
+            step["at"] = timezone.now().isoformat()
+            if message:
+                step["message"] = message
+            if status == "done":
+                progress = max(progress, step_progress)
+    job.progress = progress
+    job.save(update_fields=["steps", "progress", "updated_at"])
+
+
+def _tags(workspace: Workspace) -> dict[str, str]:
+    return {
+        cloud.WORKSPACE_TAG: workspace.pk,
+        "carrel:project": workspace.project_id,
+        "carrel:organization": workspace.organization_id,
+        "carrel:owner": workspace.owner.email,
+        "carrel:template": workspace.template_name,
+    }
+
+
+def _wait_for(provider: cloud.AwsProvider, instance_id: str, wanted: set[str], *, timeout: float) -> cloud.InstanceInfo:
+    deadline = time.monotonic() + timeout
+    delay = 0.2
+    while True:
+        info = provider.describe([instance_id]).get(instance_id)
+        if info is not None and info.state in wanted:
+            return info
+        if time.monotonic() >= deadline:
+            raise StillWaiting(f"{instance_id} is {info.state if info else 'unknown'}, waiting for {sorted(wanted)}")
+        time.sleep(delay)
+        delay = min(delay * 2, 5.0)
+
+
+def workspace_provision(*, job_id: str) -> None:
+    """Run (or resume) a launch. Safe to run any number of times: it never creates a second instance."""
+    job = ProvisionJob.objects.select_related("workspace__cloud_account", "workspace__owner").get(pk=job_id)
+    workspace = job.workspace
+    if workspace.state != S.LAUNCHING:
+        if workspace.state != S.ERROR and job.status != ProvisionJob.Status.SUCCEEDED:
+            job.status, job.finished_at = ProvisionJob.Status.SUCCEEDED, timezone.now()
+            job.save(update_fields=["status", "finished_at", "updated_at"])
+        return
+    ProvisionJob.objects.filter(pk=job.pk).update(status=ProvisionJob.Status.RUNNING, attempts=job.attempts + 1)
+    job.status = ProvisionJob.Status.RUNNING
+    _mark_step(job, "queued")
+    provider = provider_for(workspace)
+    try:
+        if not workspace.security_group_id:
+            group_id = provider.ensure_security_group(workspace.pk, _tags(workspace))
+            Workspace.objects.filter(pk=workspace.pk).update(security_group_id=group_id)
+            workspace.security_group_id = group_id
+        provider.set_ingress(workspace.security_group_id, _ingress_for(workspace))
+        _mark_step(job, "security_group")
+
+        instance = _adopt_or_launch(provider, workspace)
+        _mark_step(job, "instance", message=instance.instance_id)
+
+        info = _wait_for(provider, instance.instance_id, {"running"}, timeout=settings.CARREL_LAUNCH_POLL_SECONDS)
+        moved = record_transition(
+            workspace=workspace,
+            to_state=S.RUNNING,
+            expected_from=[S.LAUNCHING],
+            reason="the provider reports running",
+            public_ip=info.public_ip,
+            private_ip=info.private_ip,
+            launch_time=info.launch_time or timezone.now(),
+        )
+        _mark_step(job, "running")
+        job.status, job.progress, job.finished_at = ProvisionJob.Status.SUCCEEDED, 100, timezone.now()
+        job.save(update_fields=["status", "progress", "finished_at", "updated_at"])
+        if not moved:
+            logger.info("Workspace %s left launching while provisioning; nothing more to do", workspace.pk)
+    except cloud.PermanentCloudError as error:
+        workspace_launch_failed(job_id=job.pk, code=error.code, message=error.message)
+    except (cloud.TransientCloudError, StillWaiting) as error:
+        job.error_message = str(error)[:2000]
+        job.save(update_fields=["error_message", "updated_at"])
+        raise
+
+
+def _adopt_or_launch(provider: cloud.AwsProvider, workspace: Workspace) -> cloud.InstanceInfo:
+    """The instance tagged with this workspace's id if one exists (a retry or a dead worker), else a new one."""
+    existing = provider.find_workspace_instances(workspace.pk)
+    if existing:
+        instance = min(existing, key=lambda info: (info.launch_time is None, info.launch_time, info.instance_id))
+        for extra in existing:
+            if extra.instance_id != instance.instance_id:
+                logger.warning("Terminating duplicate instance %s of %s", extra.instance_id, workspace.pk)
+                provider.terminate(extra.instance_id)
+    else:
+        snapshot = workspace.template_snapshot
+        instance = provider.launch(
+            cloud.LaunchSpec(
+                workspace_id=workspace.pk,
+                name=workspace.name,
+                image_id=provider.image_for(snapshot.get("base_os") or "ubuntu-24.04"),
+                instance_type=workspace.instance_type,
+                security_group_id=workspace.security_group_id,
+                user_data=render_user_data(snapshot, workspace_id=workspace.pk),
+                tags=_tags(workspace),
+                root_volume_gb=workspace.root_volume_gb,
+                root_volume_type=workspace.root_volume_type,
+                hibernate=workspace.hibernation_capable,
+                spot=workspace.spot,
+                subnet_id=workspace.cloud_account.subnet_id,
+                key_name=workspace.cloud_account.key_name,
+            )
+        )
+    if workspace.provider_instance_id != instance.instance_id:
+        Workspace.objects.filter(pk=workspace.pk).update(provider_instance_id=instance.instance_id)
+        workspace.provider_instance_id = instance.instance_id
+    return instance
+
+
+def workspace_launch_failed(*, job_id: str, code: str, message: str) -> None:
+    """A launch that cannot succeed: record the provider's message and leave nothing behind in the cloud."""
+    job = ProvisionJob.objects.select_related("workspace__cloud_account").get(pk=job_id)
+    workspace = job.workspace
+    provider = provider_for(workspace)
+    cleanup_errors = []
+    try:
+        instances = provider.find_workspace_instances(workspace.pk)
+        for instance in instances:
+            provider.terminate(instance.instance_id)
+        for instance in instances:
+            _wait_for(provider, instance.instance_id, {"terminated"}, timeout=30)
+        if workspace.security_group_id:
+            provider.delete_security_group(workspace.security_group_id)
+    except (cloud.CloudError, StillWaiting) as error:
+        cleanup_errors.append(str(error))
+        logger.warning("Cleanup after failed launch of %s incomplete: %s", workspace.pk, error)
+    record_transition(
+        workspace=workspace,
+        to_state=S.ERROR,
+        expected_from=[S.LAUNCHING, S.PENDING],
+        reason=f"launch failed: {code}",
+        error_message=f"{code}: {message}",
+    )
+    job.status, job.finished_at = ProvisionJob.Status.FAILED, timezone.now()
+    job.error_code, job.error_message = (
+        code,
+        message + (f" (cleanup: {'; '.join(cleanup_errors)})" if cleanup_errors else ""),
+    )
+    job.save(update_fields=["status", "finished_at", "error_code", "error_message", "updated_at"])
+
+
+# --- Lifecycle actions --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Action:
+    name: str
+    allowed_from: frozenset
+    during: str
+    final: str
+    message: str
+    # Asking again in one of these states is harmless and changes nothing. Resume is not harmless on a
+    # running workspace: it was never hibernated, so the request is a mistake worth a 409.
+    harmless_in: frozenset = frozenset()
+
+
+ACTIONS = {
+    "stop": Action(
+        "stop",
+        frozenset({S.RUNNING}),
+        S.STOPPING,
+        S.STOPPED,
+        "Workspace stopping - all data preserved",
+        frozenset({S.STOPPING, S.STOPPED}),
+    ),
+    "hibernate": Action(
+        "hibernate",
+        frozenset({S.RUNNING}),
+        S.HIBERNATING,
+        S.HIBERNATED,
+        "Workspace hibernating - RAM state and data preserved",
+        frozenset({S.HIBERNATING, S.HIBERNATED}),
+    ),
+    "start": Action(
+        "start",
+        frozenset({S.STOPPED}),
+        S.STARTING,
+        S.RUNNING,
+        "Workspace starting",
+        frozenset({S.STARTING, S.RUNNING}),
+    ),
+    "resume": Action(
+        "resume",
+        frozenset({S.HIBERNATED}),
+        S.RESUMING,
+        S.RUNNING,
+        "Resuming from hibernation - RAM state preserved",
+        frozenset({S.RESUMING}),
+    ),
+    "terminate": Action(
+        "terminate",
+        frozenset(
+            {
+                S.LAUNCHING,
+                S.RUNNING,
+                S.STOPPED,
+                S.HIBERNATED,
+                S.ERROR,
+                S.STOPPING,
+                S.STARTING,
+                S.HIBERNATING,
+                S.RESUMING,
+                S.PENDING,
+            }
+        ),
+        S.TERMINATING,
+        S.TERMINATED,
+        "Workspace terminating - all data will be permanently lost",
+        frozenset({S.TERMINATING, S.TERMINATED}),
+    ),
+}
+
+
+@dataclass(frozen=True)
+class ActionResult:
+    workspace: Workspace
+    previous_state: str
+    new_state: str
+    message: str
+    already_under_way: bool = False
+
+
+def workspace_act(*, actor, workspace: Workspace, action: str, reason: str = "") -> ActionResult:
+    """Ask for a lifecycle action. Repeating one already under way (or done) changes nothing."""
+    spec = ACTIONS[action]
+    require_can_manage(user=actor, workspace=workspace)
+    previous = workspace.state
+    if previous in spec.harmless_in:
+        return ActionResult(workspace, previous, previous, f"Already {previous}.", already_under_way=True)
+    if action == "hibernate" and not workspace.hibernation_capable:
+        raise Conflict(
+            f"Workspace '{workspace.name}' cannot hibernate.",
+            code="HIBERNATION_NOT_SUPPORTED",
+            details=f"Instance type {workspace.instance_type} was not launched with hibernation configured.",
+            remediation="Stop the workspace instead.",
+        )
+    if previous not in spec.allowed_from:
+        raise Conflict(
+            f"Cannot {action} a workspace that is {previous}.",
+            code="INVALID_STATE",
+            details=f"{action} is allowed from: {', '.join(sorted(spec.allowed_from))}.",
+        )
+    with transaction.atomic():
+        if not record_transition(
+            workspace=workspace,
+            to_state=spec.during,
+            expected_from=[previous],
+            actor=actor,
+            reason=reason or f"{action} requested",
+        ):
+            workspace.refresh_from_db()
+            raise Conflict(f"The workspace changed state to {workspace.state}; try again.", code="INVALID_STATE")
+        audit_record(
+            actor=actor,
+            action=f"workspace.{action}",
+            target=workspace,
+            organization=workspace.organization,
+            metadata={"previous_state": previous, "reason": reason},
+        )
+        from workspaces import tasks
+
+        transaction.on_commit(lambda: tasks.drive_workspace.delay(workspace.pk, action))
+    return ActionResult(workspace, previous, spec.during, spec.message)
+
+
+def workspace_drive(*, workspace_id: str, action: str) -> None:
+    """Carry out a requested action in the cloud and wait for the provider to confirm it."""
+    spec = ACTIONS[action]
+    workspace = Workspace.objects.select_related("cloud_account").get(pk=workspace_id)
+    if workspace.state != spec.during:
+        return
+    provider = provider_for(workspace)
+    if action == "terminate":
+        ids = {info.instance_id for info in provider.find_workspace_instances(workspace.pk)}
+        if workspace.provider_instance_id:
+            ids.add(workspace.provider_instance_id)
+        for instance_id in sorted(ids):
+            provider.terminate(instance_id)
+        for instance_id in sorted(ids):
+            _wait_for(provider, instance_id, {"terminated"}, timeout=settings.CARREL_LAUNCH_POLL_SECONDS)
+        if workspace.security_group_id:
+            provider.delete_security_group(workspace.security_group_id)
+        record_transition(
+            workspace=workspace,
+            to_state=S.TERMINATED,
+            expected_from=[S.TERMINATING],
+            reason="the provider reports terminated",
+        )
+        return
+    instance_id = workspace.provider_instance_id
+    if action in ("stop", "hibernate"):
+        provider.stop(instance_id, hibernate=action == "hibernate")
+        _wait_for(provider, instance_id, {"stopped"}, timeout=settings.CARREL_LAUNCH_POLL_SECONDS)
+        record_transition(
+            workspace=workspace,
+            to_state=spec.final,
+            expected_from=[spec.during],
+            reason="the provider reports stopped",
+            public_ip=None,
+        )
+    else:
+        provider.start(instance_id)
+        info = _wait_for(provider, instance_id, {"running"}, timeout=settings.CARREL_LAUNCH_POLL_SECONDS)
+        record_transition(
+            workspace=workspace,
+            to_state=S.RUNNING,
+            expected_from=[spec.during],
+            reason="the provider reports running",
+            public_ip=info.public_ip,
+            private_ip=info.private_ip,
+        )
+
+
+def workspace_update(
+    *,
+    actor,
+    workspace: Workspace,
+    name: str | None = None,
+    size: str | None = None,
+    instance_type: str | None = None,
+    configuration: dict | None = None,
+) -> Workspace:
+    """Rename, or resize while stopped (the provider changes the instance type)."""
+    require_can_manage(user=actor, workspace=workspace)
+    changes: dict = {}
+    if name is not None and name != workspace.name:
+        if not NAME_RE.match(name):
+            raise ValidationFailed(fields={"name": ["1–63 letters, digits, '.', '_' or '-'."]})
+        if Workspace.objects.filter(organization=workspace.organization, name=name).live().exists():
+            raise Conflict(f"A workspace named '{name}' exists.", code="NAME_TAKEN")
+        changes["name"] = [workspace.name, name]
+        workspace.name = name
+    if size or instance_type or configuration:
+        if workspace.state != S.STOPPED:
+            raise Conflict(
+                "The instance type can only change while the workspace is stopped.",
+                code="INVALID_STATE",
+                remediation="Stop the workspace, change it, then start it again.",
+            )
+        chosen = sizing.choose_instance_type(
+            region=workspace.region,
+            template_defaults=workspace.template_snapshot.get("instance_defaults", {}),
+            size=size,
+            instance_type=instance_type,
+            configuration=configuration,
+        )
+        if chosen.name != workspace.instance_type:
+            provider_for(workspace).modify_instance_type(workspace.provider_instance_id, chosen.name)
+            changes["instance_type"] = [workspace.instance_type, chosen.name]
+            workspace.instance_type = chosen.name
+            workspace.size = size or ""
+            workspace.hourly_rate = sizing.hourly_rate(chosen.name, workspace.region, spot=workspace.spot)
+            workspace.hibernation_capable = workspace.hibernation_capable and chosen.hibernation_supported
+    if changes:
+        with transaction.atomic():
+            workspace.save(
+                update_fields=["name", "instance_type", "size", "hourly_rate", "hibernation_capable", "updated_at"]
+            )
+            audit_record(
+                actor=actor,
+                action="workspace.update",
+                target=workspace,
+                organization=workspace.organization,
+                metadata=changes,
+            )
+    return workspace
+
+
+@transaction.atomic
+def workspace_extend(*, actor, workspace: Workspace, hours: float | None) -> Workspace:
+    require_can_manage(user=actor, workspace=workspace)
+    if workspace.state == S.TERMINATED:
+        raise Conflict("A terminated workspace has no TTL.", code="INVALID_STATE")
+    hours = hours if hours and hours > 0 else settings.CARREL_DEFAULT_TTL_EXTENSION_HOURS
+    now = timezone.now()
+    base = workspace.expires_at if workspace.expires_at and workspace.expires_at > now else now
+    workspace.expires_at = base + timedelta(hours=hours)
+    workspace.save(update_fields=["expires_at", "updated_at"])
+    audit_record(
+        actor=actor,
+        action="workspace.extend",
+        target=workspace,
+        organization=workspace.organization,
+        metadata={"hours": hours, "expires_at": workspace.expires_at.isoformat()},
+    )
+    return workspace
+
+
+def workspaces_stop_expired() -> list[str]:
+    """Stop running workspaces whose TTL has passed. Returns their ids."""
+    stopped = []
+    for workspace in Workspace.objects.filter(state=S.RUNNING, expires_at__lte=timezone.now()).select_related(
+        "project", "owner"
+    ):
+        try:
+            workspace_act(actor=None, workspace=workspace, action="stop", reason="TTL expired")
+            stopped.append(workspace.pk)
+        except Conflict:
+            continue
+    return stopped
+
+
+# --- Firewall -------------------------------------------------------------------------------------
+
+
+def _ingress_for(workspace: Workspace) -> list[cloud.IngressRule]:
+    return [
+        cloud.IngressRule(
+            protocol=rule.protocol,
+            from_port=rule.from_port,
+            to_port=rule.to_port,
+            cidr=rule.cidr,
+            description=rule.description,
+        )
+        for rule in FirewallRule.objects.filter(workspace=workspace).order_by("position")
+    ]
+
+
+def _normalise_rule(raw: dict, *, allow_world_ssh: bool) -> dict:
+    errors: dict[str, list[str]] = {}
+    try:
+        network = ipaddress.ip_network(str(raw.get("cidr", "")).strip(), strict=False)
+    except ValueError:
+        errors["cidr"] = ["Not an IPv4 or IPv6 network, e.g. 203.0.113.7/32."]
+        network = None
+    protocol = str(raw.get("protocol") or "tcp").lower()
+    if protocol not in FirewallRule.Protocol.values:
+        errors["protocol"] = ["One of tcp, udp, icmp."]
+    from_port = raw.get("from_port", raw.get("port"))
+    to_port = raw.get("to_port", from_port)
+    for key, value in (("from_port", from_port), ("to_port", to_port)):
+        if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 65535:
+            errors[key] = ["A port in 1–65535."]
+    if not errors and from_port > to_port:
+        errors["to_port"] = ["Must not be below from_port."]
+    if errors:
+        raise ValidationFailed(fields=errors)
+    if network.prefixlen == 0 and from_port <= SSH_PORT <= to_port and not allow_world_ssh:
+        raise ValidationFailed(
+            "Opening SSH to the whole internet needs an explicit flag.",
+            code="WORLD_SSH_NEEDS_FLAG",
+            fields={"allow_world_ssh": ["Set to true to open SSH to 0.0.0.0/0 or ::/0."]},
+        )
+    return {
+        "cidr": str(network),
+        "protocol": protocol,
+        "from_port": from_port,
+        "to_port": to_port,
+        "description": str(raw.get("description", ""))[:200],
+    }
+
+
+def firewall_add(
+    *, actor, workspace: Workspace, rules: list[dict], allow_world_ssh: bool = False
+) -> list[FirewallRule]:
+    require_can_manage(user=actor, workspace=workspace)
+    normalised = [_normalise_rule(rule, allow_world_ssh=allow_world_ssh) for rule in rules]
+    with transaction.atomic():
+        Workspace.objects.select_for_update().filter(pk=workspace.pk).exists()
+        last = FirewallRule.objects.filter(workspace=workspace).order_by("-position").values_list("position", flat=True)
+        start = (last.first() or 0) + 1
+        created = FirewallRule.objects.bulk_create(
+            [
+                FirewallRule(workspace=workspace, position=start + index, created_by=actor, **rule)
+                for index, rule in enumerate(normalised)
+            ]
+        )
+        audit_record(
+            actor=actor,
+            action="firewall.add",
+            target=workspace,
+            organization=workspace.organization,
+            metadata={"rules": normalised},
+        )
+        _sync_firewall_on_commit(workspace)
+    return created
+
+
+def firewall_clear(*, actor, workspace: Workspace, position: int | None = None) -> int:
+    require_can_manage(user=actor, workspace=workspace)
+    with transaction.atomic():
+        rules = FirewallRule.objects.filter(workspace=workspace)
+        if position is not None:
+            rules = rules.filter(position=position)
+        deleted, _ = rules.delete()
+        audit_record(
+            actor=actor,
+            action="firewall.delete",
+            target=workspace,
+            organization=workspace.organization,
+            metadata={"position": position, "deleted": deleted},
+        )
+        _sync_firewall_on_commit(workspace)
+    return deleted
+
+
+def _sync_firewall_on_commit(workspace: Workspace) -> None:
+    from workspaces import tasks
+
+    transaction.on_commit(lambda: tasks.sync_workspace_firewall.delay(workspace.pk))
+
+
+def workspace_sync_firewall(*, workspace_id: str) -> None:
+    workspace = Workspace.objects.select_related("cloud_account").get(pk=workspace_id)
+    if workspace.security_group_id and workspace.state != S.TERMINATED:
+        provider_for(workspace).set_ingress(workspace.security_group_id, _ingress_for(workspace))
+
+
+# --- Reconciliation ---------------------------------------------------------------------------------
+
+
+def _state_from_provider(workspace: Workspace, info: cloud.InstanceInfo | None) -> str | None:
+    """The workspace state the provider's report implies, or None when it agrees with ours."""
+    if info is None or info.state == "terminated":
+        return S.TERMINATED
+    if info.state == "shutting-down":
+        return S.TERMINATING
+    if info.state == "running" and workspace.state in (
+        S.STOPPED,
+        S.HIBERNATED,
+        S.STARTING,
+        S.RESUMING,
+        S.LAUNCHING,
+        S.ERROR,
+    ):
+        return S.RUNNING
+    if info.state == "stopped":
+        if workspace.state in (S.HIBERNATING, S.HIBERNATED) or "hibernat" in info.state_reason.lower():
+            return S.HIBERNATED if workspace.state != S.HIBERNATED else None
+        if workspace.state not in (S.STOPPED,):
+            return S.STOPPED
+    return None
+
+
+@dataclass
+class ReconcileReport:
+    checked: int = 0
+    repaired: list[str] = dataclasses.field(default_factory=list)
+    adopted: list[str] = dataclasses.field(default_factory=list)
+    relaunched: list[str] = dataclasses.field(default_factory=list)
+    orphans: list[str] = dataclasses.field(default_factory=list)
+    orphans_terminated: list[str] = dataclasses.field(default_factory=list)
+    describe_calls: int = 0
+
+
+def workspaces_reconcile(*, now=None) -> ReconcileReport:
+    """Compare every live workspace with the cloud, account by account, in batched describe calls."""
+    now = now or timezone.now()
+    report = ReconcileReport()
+    for account in CloudAccount.objects.all():
+        _reconcile_account(account, report, now)
+    return report
+
+
+def _reconcile_account(account: CloudAccount, report: ReconcileReport, now) -> None:
+    live = list(
+        Workspace.objects.filter(cloud_account=account)
+        .exclude(state__in=[S.TERMINATED, S.PENDING])
+        .select_related("cloud_account")
+    )
+    by_region: dict[str, list[Workspace]] = {}
+    for workspace in live:
+        by_region.setdefault(workspace.region or account.region, []).append(workspace)
+    known_ids = {workspace.pk for workspace in live}
+    for workspaces in by_region.values():
+        provider = provider_for(workspaces[0])
+        tracked = [w for w in workspaces if w.provider_instance_id]
+        described = provider.describe(w.provider_instance_id for w in tracked)
+        report.describe_calls += 1
+        for workspace in tracked:
+            report.checked += 1
+            if workspace.state == S.LAUNCHING:
+                continue  # the launch task (or the stale-launch rule below) finishes these
+            implied = _state_from_provider(workspace, described.get(workspace.provider_instance_id))
+            if implied and implied != workspace.state:
+                info = described.get(workspace.provider_instance_id)
+                extra = {}
+                if implied == S.RUNNING and info is not None:
+                    extra = {"public_ip": info.public_ip, "private_ip": info.private_ip}
+                if record_transition(
+                    workspace=workspace,
+                    to_state=implied,
+                    expected_from=[workspace.state],
+                    reason="reconciled with the provider",
+                    **extra,
+                ):
+                    report.repaired.append(workspace.pk)
+        stale_before = now - timedelta(seconds=settings.CARREL_LAUNCH_STALE_SECONDS)
+        for workspace in workspaces:
+            if workspace.state != S.LAUNCHING:
+                continue
+            job = workspace.jobs.filter(kind="launch").order_by("-created_at").first()
+            if job is None or job.updated_at > stale_before:
+                continue
+            instances = provider.find_workspace_instances(workspace.pk)
+            if instances:
+                report.adopted.append(workspace.pk)
+            else:
+                report.relaunched.append(workspace.pk)
+            ProvisionJob.objects.filter(pk=job.pk).update(updated_at=now)
+            from workspaces import tasks
+
+            tasks.provision_workspace.delay(job.pk)
+        _reconcile_orphans(account, provider, known_ids, report, now)
+
+
+def _reconcile_orphans(
+    account: CloudAccount, provider: cloud.AwsProvider, known_ids: set[str], report: ReconcileReport, now
+) -> None:
+    for info in provider.list_carrel_instances():
+        if info.workspace_id in known_ids:
+            continue
+        orphan, created = OrphanedInstance.objects.get_or_create(
+            cloud_account=account,
+            instance_id=info.instance_id,
+            defaults={
+                "workspace_tag": info.workspace_id or "",
+                "state": info.state,
+                "first_seen_at": now,
+                "last_seen_at": now,
+            },
+        )
+        if not created:
+            OrphanedInstance.objects.filter(pk=orphan.pk).update(last_seen_at=now, state=info.state)
+        report.orphans.append(info.instance_id)
+        if created:
+            logger.warning(
+                "Instance %s is tagged for workspace %s, which is not live", info.instance_id, info.workspace_id
+            )
+        grace = timedelta(minutes=account.orphan_grace_minutes)
+        if account.terminate_orphans and orphan.terminated_at is None and orphan.first_seen_at <= now - grace:
+            provider.terminate(info.instance_id)
+            OrphanedInstance.objects.filter(pk=orphan.pk).update(terminated_at=now)
+            report.orphans_terminated.append(info.instance_id)
+            audit_record(
+                actor=None,
+                action="cloud.orphan_terminated",
+                target=orphan,
+                organization=account.organization,
+                metadata={"instance_id": info.instance_id},
+            )
