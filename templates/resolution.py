@@ -61,6 +61,8 @@ PARAMETER_TYPES = {"string", "integer", "boolean", "choice"}
 USER_NAME_RE = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
 RESERVED_USERS = {"root", "daemon", "bin", "sys", "nobody"}
 SERVICE_NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
+SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,79}$")
+NAME_MAX_LENGTH = 120  # WorkspaceTemplate.name
 
 
 class ResolutionError(Exception):
@@ -161,6 +163,16 @@ def ancestry(definition: dict, catalog: dict[str, dict]) -> list[dict]:
     return order
 
 
+def _own_package_manager(definition: dict, catalog: dict[str, dict]) -> str | None:
+    """The package manager a template has when resolved on its own (its own, else its ancestry's)."""
+    if definition.get("package_manager"):
+        return definition["package_manager"]
+    manager = None
+    for layer in ancestry(definition, catalog):
+        manager = layer.get("package_manager") or manager
+    return manager
+
+
 def resolve(definition: dict, catalog: dict[str, dict]) -> ResolvedTemplate:
     chain = ancestry(definition, catalog)
     base_os = package_manager = None
@@ -176,7 +188,9 @@ def resolve(definition: dict, catalog: dict[str, dict]) -> ResolvedTemplate:
         base_os = layer.get("base_os") or base_os
         package_manager = layer.get("package_manager") or package_manager
         if layer.get("packages"):
-            manager = package_manager or "unknown"
+            # The layer's own effective manager, not the running one: with several parents, a later
+            # parent's packages must not be filed under an earlier sibling's manager.
+            manager = _own_package_manager(layer, catalog) or "unknown"
             packages_by_manager[manager] = _dedupe([*packages_by_manager.get(manager, []), *layer["packages"]])
         for user in _as_list(layer.get("users")):
             user = {"name": user} if isinstance(user, str) else user
@@ -252,6 +266,41 @@ def validate(definition: dict, catalog: dict[str, dict], *, instance_types: set[
         check("schema", isinstance(definition.get(key, []), list), f"'{key}' must be a list")
     for key in ("instance_defaults", "idle_defaults", "parameters"):
         check("schema", isinstance(definition.get(key, {}), dict), f"'{key}' must be a mapping")
+    for key in ("base_os", "package_manager", "description", "troubleshooting_guide"):
+        value = definition.get(key)
+        check("schema", value is None or isinstance(value, str), f"'{key}' must be a string")
+    if isinstance(definition.get("name"), str):
+        check("schema", len(definition["name"]) <= NAME_MAX_LENGTH, f"'name' is longer than {NAME_MAX_LENGTH}")
+    if "slug" in definition:
+        slug = definition["slug"]
+        check(
+            "schema",
+            isinstance(slug, str) and bool(SLUG_RE.match(slug)),
+            f"'slug' {slug!r} must be 1–80 lower-case letters, digits and hyphens (derived from the name if absent)",
+        )
+    if report.issues:
+        return report
+
+    # Shapes that resolving relies on; anything else is reported here rather than crashing below.
+    for key in ("packages", "inherits"):
+        for item in definition.get(key) or []:
+            check("schema", isinstance(item, str) and bool(item), f"'{key}' must list names, not {item!r}")
+    for user in _as_list(definition.get("users")):
+        if isinstance(user, dict):
+            check("users", isinstance(user.get("name"), str), f"A user needs a name: {user!r}")
+            groups = _as_list(user.get("groups"))
+            check("users", all(isinstance(g, str) for g in groups), f"Groups must be names: {user.get('groups')!r}")
+        else:
+            check("users", isinstance(user, str), f"A user must be a mapping, not {user!r}")
+    for service in _as_list(definition.get("services")):
+        if isinstance(service, dict):
+            check("services", isinstance(service.get("name"), str), f"A service needs a name: {service!r}")
+            if "port" in service:
+                check("ports", _valid_port(service["port"]), f"Service port {service['port']!r} is not in 1–65535")
+        else:
+            check("services", isinstance(service, str), f"A service must be a mapping, not {service!r}")
+    for port in _as_list(definition.get("ports")):
+        check("ports", _valid_port(port), f"Port {port!r} is not in 1–65535")
     if report.issues:
         return report
 
@@ -289,9 +338,6 @@ def validate(definition: dict, catalog: dict[str, dict], *, instance_types: set[
 
     for user in _as_list(definition.get("users")):
         user = {"name": user} if isinstance(user, str) else user
-        if not isinstance(user, dict):
-            check("users", False, f"A user must be a mapping, not {user!r}")
-            continue
         extra = sorted(set(user) - USER_KEYS)
         check("users", not extra, f"Unknown keys for user {user.get('name')!r}: {', '.join(extra)}")
         user_name = str(user.get("name", ""))
@@ -300,17 +346,9 @@ def validate(definition: dict, catalog: dict[str, dict], *, instance_types: set[
 
     for service in _as_list(definition.get("services")):
         service = {"name": service} if isinstance(service, str) else service
-        if not isinstance(service, dict):
-            check("services", False, f"A service must be a mapping, not {service!r}")
-            continue
         extra = sorted(set(service) - SERVICE_KEYS)
         check("services", not extra, f"Unknown keys for service {service.get('name')!r}: {', '.join(extra)}")
-        check("services", bool(SERVICE_NAME_RE.match(str(service.get("name", "")))), "Invalid service name")
-        if "port" in service:
-            check("ports", _valid_port(service["port"]), f"Service port {service['port']!r} is not in 1–65535")
-
-    for port in _as_list(definition.get("ports")):
-        check("ports", _valid_port(port), f"Port {port!r} is not in 1–65535")
+        check("services", bool(SERVICE_NAME_RE.match(service["name"])), f"Invalid service name {service['name']!r}")
 
     instance_defaults = definition.get("instance_defaults") or {}
     extra = sorted(set(instance_defaults) - INSTANCE_DEFAULT_KEYS)

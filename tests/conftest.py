@@ -87,3 +87,15 @@ def assert_error(response, status: int, code: str | None = None) -> dict:
     if code is not None:
         assert error["code"] == code, error
     return error
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Remove this run's filesystem-broker folder (used only without Redis)."""
+    import os
+    import shutil
+
+    from django.conf import settings
+
+    run_id = os.environ.get("CARREL_TEST_RUN_ID")
+    if run_id:
+        shutil.rmtree(settings.VAR_DIR / "test-broker" / run_id, ignore_errors=True)

@@ -42,7 +42,7 @@ def people(org, count: int, prefix: str) -> list:
 def add_workspaces(project, owner) -> None:
     for i, state in enumerate([WorkspaceState.RUNNING, WorkspaceState.STOPPED, WorkspaceState.TERMINATED]):
         Workspace.objects.create(
-            organization=project.organization, project=project, owner=owner, name=f"ws-{i}", state=state
+            organization=project.organization, project=project, owner=owner, name=f"{project.pk}-ws-{i}", state=state
         )
 
 

@@ -687,6 +687,7 @@ LOG_TYPES = {"console": "The instance's serial console output, from EC2."}
 
 class LogListView(APIView):
     @extend_schema(
+        operation_id="logs_list",
         summary="Workspaces with log availability.",
         responses=inline_serializer(
             "LogAvailability", {"instances": serializers.ListField(child=serializers.DictField())}
