@@ -53,7 +53,10 @@ class StillWaiting(Exception):
 
 
 def can_manage(*, user, workspace: Workspace) -> bool:
-    """Project owners and admins manage every workspace; members only their own; viewers none."""
+    """Project owners and admins manage every workspace; members only their own; viewers none.
+    Platform superusers (Django admin) manage all."""
+    if user.is_superuser:
+        return True
     role = project_role_of(user=user, project=workspace.project)
     if role in (ProjectRole.OWNER, ProjectRole.ADMIN):
         return True

@@ -276,3 +276,25 @@ def test_the_list_filters_and_keeps_its_query_count_for_1000_workspaces(
     assert len(owner_client.get("/api/v1/instances", {"template": "Python Machine Learning"}).json()) == 1
     assert owner_client.get("/api/v1/instances", {"owner": owner.email})["X-Total-Count"] == "1000"
     assert owner_client.get("/api/v1/instances", {"project": project.name})["X-Total-Count"] == "1000"
+
+
+def test_admin_actions_go_through_the_same_services(launched, ec2, django_capture_on_commit_callbacks):
+    from django.test import Client
+    from django.urls import reverse
+
+    from tests.conftest import make_user
+
+    admin_user = make_user("root@carrel.example")
+    admin_user.is_staff = admin_user.is_superuser = True
+    admin_user.save()
+    browser = Client()
+    browser.force_login(admin_user)
+    url = reverse("admin:workspaces_workspace_changelist")
+    assert browser.get(url).status_code == 200
+    with django_capture_on_commit_callbacks(execute=True):
+        response = browser.post(url, {"action": "hibernate_selected", "_selected_action": [launched.pk]})
+    assert response.status_code == 302
+    assert Workspace.objects.get(pk=launched.pk).state == "hibernated"
+    assert cloud_instances(ec2, states=["stopped"])[0]["InstanceId"] == launched.provider_instance_id
+    transition = StateTransition.objects.get(workspace=launched, to_state="hibernating")
+    assert transition.actor == admin_user and transition.reason == "admin action"

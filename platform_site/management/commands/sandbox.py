@@ -19,6 +19,9 @@ from django.db import transaction
 from accounts.models import Membership, Organization, OrgRole, User
 from accounts.services import token_create
 from projects.models import Project, ProjectMember, ProjectRole
+from templates.services import template_catalog_load
+from workspaces.models import CloudAccount
+from workspaces.moto_server import SANDBOX_AWS_ENV, sandbox_image_id, start_moto_server
 
 DEMO_EMAIL = "demo@carrel.localhost"
 DEMO_PASSWORD = "carrel-sandbox-demo"  # sandbox only; printed on start
@@ -43,7 +46,23 @@ def seed_demo() -> tuple[User, Organization, Project]:
             created_by=user,
         )
     ProjectMember.objects.get_or_create(project=project, user=user, defaults={"role": ProjectRole.OWNER})
+    template_catalog_load()
     return user, organization, project
+
+
+def point_sandbox_cloud_at(*, organization: Organization, url: str) -> CloudAccount:
+    """The demo organization's cloud account is the local moto server (its port may change per start)."""
+    account, _ = CloudAccount.objects.update_or_create(
+        organization=organization,
+        name="sandbox-cloud",
+        defaults={
+            "region": "us-east-1",
+            "endpoint_url": url,
+            "image_overrides": {"*": sandbox_image_id(url)},
+            "is_default": True,
+        },
+    )
+    return account
 
 
 class Command(BaseCommand):
@@ -53,12 +72,18 @@ class Command(BaseCommand):
         parser.add_argument("--port", type=int, default=int(os.environ.get("CARREL_PORT", "8000")))
         parser.add_argument("--host", default=os.environ.get("CARREL_HOST", "127.0.0.1"))
         parser.add_argument("--seed-only", action="store_true", help="Migrate and seed, then exit.")
+        parser.add_argument("--cloud-port", type=int, default=int(os.environ.get("CARREL_MOTO_PORT", "0")) or None)
 
-    def handle(self, *args, port: int, host: str, seed_only: bool, **options):
+    def handle(self, *args, port: int, host: str, seed_only: bool, cloud_port: int | None, **options):
         call_command("migrate", interactive=False, verbosity=0)
         user, organization, project = seed_demo()
         issued = token_create(actor=user, name="sandbox", scopes=["read", "write"])
         base = f"http://{host}:{port}"
+        moto = None
+        if not seed_only:
+            os.environ.update({key: os.environ.get(key, value) for key, value in SANDBOX_AWS_ENV.items()})
+            moto = start_moto_server(cloud_port or port + 1)
+            point_sandbox_cloud_at(organization=organization, url=moto.url)
         self.stdout.write(
             self.style.SUCCESS("\nCarrel sandbox\n")
             + f"  Console / API:  {base}/          (API docs: {base}/api/v1/docs/)\n"
@@ -68,11 +93,24 @@ class Command(BaseCommand):
             + f"  Project:        {project.name} ({project.id})\n"
             + f"  API token:      {issued.secret}\n"
             + f"  Try:            curl -H 'Authorization: Bearer {issued.secret}' {base}/api/v1/projects\n"
+            + (
+                f"  Local cloud:    {moto.url}  (a moto EC2 server; templates: {base}/api/v1/templates)\n"
+                + "  Launch:         curl -H 'Authorization: Bearer "
+                + issued.secret
+                + "' -H 'Content-Type: application/json' -d "
+                + "'{\"name\": \"my-box\", \"template\": \"Python Machine Learning\", \"size\": \"S\"}' "
+                + f"{base}/api/v1/instances/launch\n"
+                if moto
+                else ""
+            )
             + f"  Data:           {settings.VAR_DIR}  (e-mail is printed below)\n"
         )
         if seed_only:
             return
-        self._run(host, port)
+        try:
+            self._run(host, port)
+        finally:
+            moto.stop()
 
     def _run(self, host: str, port: int) -> None:
         python = sys.executable
