@@ -98,7 +98,7 @@ class Command(BaseCommand):
                 + "  Launch:         curl -H 'Authorization: Bearer "
                 + issued.secret
                 + "' -H 'Content-Type: application/json' -d "
-                + "'{\"name\": \"my-box\", \"template\": \"Python Machine Learning\", \"size\": \"S\"}' "
+                + '\'{"name": "my-box", "template": "Python Machine Learning", "size": "S"}\' '
                 + f"{base}/api/v1/instances/launch\n"
                 if moto
                 else ""
