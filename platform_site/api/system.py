@@ -89,6 +89,7 @@ class DaemonStatusView(APIView):
                 "projects": serializers.IntegerField(),
                 "total_instances": serializers.IntegerField(),
                 "active_instances": serializers.IntegerField(),
+                "active_profiles": serializers.IntegerField(),
             },
         ),
         tags=["system"],
@@ -98,7 +99,7 @@ class DaemonStatusView(APIView):
 
         from accounts.models import Organization
         from projects.models import Project
-        from workspaces.models import Workspace, WorkspaceState
+        from workspaces.models import CloudAccount, Workspace, WorkspaceState
 
         uptime = time.time() - STARTED_AT
         database, redis_state = database_status(), redis_status()
@@ -121,5 +122,6 @@ class DaemonStatusView(APIView):
                 "projects": Project.objects.visible_to(user).count(),
                 "total_instances": workspaces.count(),
                 "active_instances": workspaces.filter(state=WorkspaceState.RUNNING).count(),
+                "active_profiles": CloudAccount.objects.visible_to(user).count(),
             }
         )
