@@ -8,6 +8,7 @@ urlpatterns = [
     path("", TemplateView.as_view(template_name="home.html"), name="home"),
     path("admin/", admin.site.urls),
     path("accounts/", include("allauth.urls")),
+    path("invitations/", include("invitations.urls")),
     path("api/v1/", include("platform_site.api.urls")),
     re_path(r"^api/", api_route_not_found),
 ]

@@ -71,6 +71,8 @@ class ProjectMember(models.Model):
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="project_memberships")
     role = models.CharField(max_length=16, choices=ProjectRole.choices, default=ProjectRole.MEMBER)
     joined_at = models.DateTimeField(default=timezone.now)
+    # Visiting collaborators and course members: the membership ends then (a periodic task removes it).
+    expires_at = models.DateTimeField(null=True, blank=True)
 
     objects = ProjectMemberQuerySet.as_manager()
 

@@ -5,6 +5,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from accounts import api as accounts_api
 from audit import api as audit_api
+from invitations import api as invitations_api
 from platform_site.api import system
 from projects import api as projects_api
 from templates import api as templates_api
@@ -85,6 +86,31 @@ urlpatterns = [
     path("profiles", workspaces_api.ProfileListView.as_view(), name="profiles"),
     path("profiles/current", workspaces_api.ProfileCurrentView.as_view(), name="profile-current"),
     path("profiles/switch", workspaces_api.ProfileSwitchView.as_view(), name="profile-switch"),
+    # Invitations
+    path("invitations/send", invitations_api.InvitationSendView.as_view(), name="invitations-send"),
+    path("invitations/bulk", invitations_api.InvitationBulkView.as_view(), name="invitations-bulk"),
+    path("invitations/me", invitations_api.MyInvitationsView.as_view(), name="invitations-me"),
+    path(
+        "invitations/project/<str:project_id>",
+        invitations_api.ProjectInvitationsView.as_view(),
+        name="invitations-project",
+    ),
+    path("invitations/<str:invitation_id>", invitations_api.InvitationDetailView.as_view(), name="invitation-detail"),
+    path(
+        "invitations/<str:invitation_id>/accept",
+        invitations_api.InvitationAcceptView.as_view(),
+        name="invitation-accept",
+    ),
+    path(
+        "invitations/<str:invitation_id>/decline",
+        invitations_api.InvitationDeclineView.as_view(),
+        name="invitation-decline",
+    ),
+    path(
+        "invitations/<str:invitation_id>/resend",
+        invitations_api.InvitationResendView.as_view(),
+        name="invitation-resend",
+    ),
     # Audit
     path("audit", audit_api.AuditEventListView.as_view(), name="audit-events"),
     path("audit/<str:event_id>", audit_api.AuditEventDetailView.as_view(), name="audit-event-detail"),

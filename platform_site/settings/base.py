@@ -159,6 +159,8 @@ ACCOUNT_USER_MODEL_USERNAME_FIELD = "username"
 ACCOUNT_EMAIL_VERIFICATION = os.environ.get("ACCOUNT_EMAIL_VERIFICATION", "mandatory")
 ACCOUNT_LOGIN_ON_EMAIL_CONFIRMATION = True
 ACCOUNT_DEFAULT_HTTP_PROTOCOL = os.environ.get("CARREL_HTTP_PROTOCOL", "http")
+ACCOUNT_FORMS = {"login": "invitations.forms.PrefilledLoginForm"}
+ACCOUNT_ADAPTER = "invitations.adapter.AccountAdapter"
 SOCIALACCOUNT_EMAIL_AUTHENTICATION = False
 SOCIALACCOUNT_STORE_TOKENS = False
 
@@ -203,7 +205,13 @@ EMAIL_PORT = int(os.environ.get("EMAIL_PORT", "25"))
 EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
 EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
-EMAIL_FILE_PATH = str(VAR_DIR / "mail")
+EMAIL_FILE_PATH = os.environ.get("EMAIL_FILE_PATH", str(VAR_DIR / "mail"))
+# Where people reach the web console; links in e-mails start with it.
+CARREL_PUBLIC_URL = os.environ.get("CARREL_PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/")
+CARREL_INVITATION_TTL_DAYS = int(os.environ.get("CARREL_INVITATION_TTL_DAYS", "7"))
+# Off: the accepting account must own the invited address as a verified e-mail.
+CARREL_INVITATIONS_ALLOW_ANY_ACCOUNT = env_bool("CARREL_INVITATIONS_ALLOW_ANY_ACCOUNT", False)
+CARREL_INVITATION_SEND_RETRIES = 5
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "Carrel <carrel@localhost>")
 
 # --- REST API ---------------------------------------------------------------------------------
@@ -300,6 +308,10 @@ CELERY_BEAT_SCHEDULE = {
     "stop-expired-workspaces": {
         "task": "workspaces.tasks.stop_expired_workspaces",
         "schedule": timedelta(minutes=1),
+    },
+    "expire-invitations-and-memberships": {
+        "task": "invitations.tasks.expire_invitations_and_memberships",
+        "schedule": timedelta(minutes=5),
     },
     "reconcile-workspaces": {
         "task": "workspaces.tasks.reconcile_workspaces",

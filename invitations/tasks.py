@@ -1,0 +1,72 @@
+import logging
+
+from celery import shared_task
+from django.conf import settings
+from django.core.mail import EmailMultiAlternatives
+from django.template.loader import render_to_string
+from django.utils import timezone
+
+from invitations import services
+from invitations.models import DeliveryStatus, Invitation, InvitationStatus
+
+logger = logging.getLogger("carrel.invitations")
+
+
+def backoff(retries: int) -> int:
+    return min(30 * 2**retries, 1800)
+
+
+@shared_task(bind=True, acks_late=True, max_retries=settings.CARREL_INVITATION_SEND_RETRIES, ignore_result=True)
+def send_invitation_email(self, invitation_id: str) -> None:
+    """Send (or resend) an invitation's e-mail. The link is derived here; no token travels in the message."""
+    invitation = (
+        Invitation.objects.select_related("project", "project__organization", "invited_by")
+        .filter(pk=invitation_id)
+        .first()
+    )
+    if invitation is None or invitation.status != InvitationStatus.PENDING:
+        return
+    inviter = invitation.invited_by
+    context = {
+        "invitation": invitation,
+        "project": invitation.project,
+        "organization": invitation.project.organization,
+        "inviter_name": inviter.display_name if inviter else "A Carrel administrator",
+        "inviter_email": inviter.email if inviter else "",
+        "link": services.invitation_link(invitation),
+        "expires_at": invitation.expires_at,
+    }
+    subject = f"{context['inviter_name']} invited you to {invitation.project.name} on Carrel"
+    email = EmailMultiAlternatives(
+        subject=subject,
+        body=render_to_string("invitations/email.txt", context),
+        to=[invitation.email],
+        reply_to=[context["inviter_email"]] if context["inviter_email"] else None,
+    )
+    email.attach_alternative(render_to_string("invitations/email.html", context), "text/html")
+    attempts = invitation.delivery_attempts + 1
+    try:
+        email.send()
+    except Exception as error:
+        final = self.request.retries >= self.max_retries
+        Invitation.objects.filter(pk=invitation.pk).update(
+            delivery_attempts=attempts,
+            delivery_status=DeliveryStatus.FAILED if final else DeliveryStatus.RETRYING,
+            delivery_error=f"{type(error).__name__}: {error}"[:2000],
+        )
+        logger.warning("Invitation %s e-mail failed (attempt %d): %s", invitation.pk, attempts, type(error).__name__)
+        if final:
+            return
+        raise self.retry(exc=error, countdown=backoff(self.request.retries)) from error
+    Invitation.objects.filter(pk=invitation.pk).update(
+        delivery_attempts=attempts, delivery_status=DeliveryStatus.SENT, delivery_error="", delivered_at=timezone.now()
+    )
+    logger.info("Invitation %s e-mailed", invitation.pk)
+
+
+@shared_task(ignore_result=True)
+def expire_invitations_and_memberships() -> None:
+    expired = services.invitations_expire()
+    ended = services.memberships_expire()
+    if expired or ended:
+        logger.info("Expired %d invitation(s), ended %d membership(s)", expired, ended)
