@@ -15,8 +15,18 @@ SESSION_KEY = "carrel_invitation_token"
 
 
 def _no_referrer(response: HttpResponse) -> HttpResponse:
-    # The token must not leak through Referer to any page or resource this page links to.
+    """For the link itself: the URL holding the token is never sent as a Referer, not even to us."""
     response["Referrer-Policy"] = "no-referrer"
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+def _page(response: HttpResponse) -> HttpResponse:
+    """The page behind the link has no token in its URL; it still sends no Referer to other sites.
+
+    (Not no-referrer: browsers then send `Origin: null` with the form POST, which CSRF rightly refuses.)
+    """
+    response["Referrer-Policy"] = "same-origin"
     response["Cache-Control"] = "no-store"
     return response
 
@@ -30,7 +40,7 @@ def accept_link(request: HttpRequest, token: str) -> HttpResponse:
 
 def _error_page(request: HttpRequest, error: CarrelError) -> HttpResponse:
     response = render(request, "invitations/invitation.html", {"error": error}, status=error.status_code)
-    return _no_referrer(response)
+    return _page(response)
 
 
 @require_http_methods(["GET", "POST"])
@@ -44,7 +54,7 @@ def invitation_page(request: HttpRequest) -> HttpResponse:
 
     if request.method == "POST":
         if not request.user.is_authenticated:
-            return _no_referrer(HttpResponseRedirect(reverse("account_login")))
+            return _page(HttpResponseRedirect(reverse("account_login")))
         try:
             if request.POST.get("action") == "decline":
                 services.invitation_decline(
@@ -58,7 +68,7 @@ def invitation_page(request: HttpRequest) -> HttpResponse:
             return _error_page(request, error)
         request.session.pop(SESSION_KEY, None)
         context = {"invitation": invitation, "outcome": outcome}
-        return _no_referrer(render(request, "invitations/invitation.html", context))
+        return _page(render(request, "invitations/invitation.html", context))
 
     context = {"invitation": invitation}
     if not request.user.is_authenticated:
@@ -71,4 +81,4 @@ def invitation_page(request: HttpRequest) -> HttpResponse:
         context["email_matches"] = request.user.emailaddress_set.filter(
             email__iexact=invitation.email, verified=True
         ).exists()
-    return _no_referrer(render(request, "invitations/invitation.html", context))
+    return _page(render(request, "invitations/invitation.html", context))

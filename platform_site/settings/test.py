@@ -6,7 +6,7 @@ from .base import *  # noqa: F401,F403
 from .base import CELERY_BROKER_URL, DATABASES, REDIS_URL, VAR_DIR
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+EMAIL_BACKEND = os.environ.get("DJANGO_EMAIL_BACKEND", "django.core.mail.backends.locmem.EmailBackend")
 ACCOUNT_EMAIL_VERIFICATION = "mandatory"
 
 if REDIS_URL:

@@ -1,84 +1,14 @@
 """A real Celery worker (a separate process, not eager mode) takes launches through the broker."""
 
-import os
-import subprocess
-import sys
-import time
-from contextlib import contextmanager
-
 import pytest
-from django.conf import settings
-from django.db import connection
 
 from tests.conftest import bearer_client
+from tests.support import celery_worker, wait_until
 from tests.workspaces.conftest import cloud_instances
 from workspaces import services
 from workspaces.models import ProvisionJob, Workspace
-from workspaces.moto_server import SANDBOX_AWS_ENV
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
-
-
-def database_url() -> str:
-    db = connection.settings_dict
-    if db["ENGINE"].endswith("sqlite3"):
-        return f"sqlite:///{db['NAME']}"
-    auth = db["USER"] + (f":{db['PASSWORD']}" if db["PASSWORD"] else "")
-    return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
-
-
-@contextmanager
-def celery_worker(tmp_path, **extra_env):
-    env = {
-        **os.environ,
-        **SANDBOX_AWS_ENV,
-        "DJANGO_SETTINGS_MODULE": "platform_site.settings.test",
-        "DATABASE_URL": database_url(),
-        "CARREL_LAUNCH_POLL_SECONDS": "10",
-        **extra_env,
-    }
-    log = open(tmp_path / "worker.log", "w")  # noqa: SIM115
-    process = subprocess.Popen(  # noqa: S603
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "platform_site",
-            "worker",
-            "--pool",
-            "solo",
-            "-l",
-            "info",
-            "--without-heartbeat",
-            "--without-mingle",
-            "--without-gossip",
-        ],
-        cwd=settings.BASE_DIR,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        yield process
-    finally:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-        log.close()
-
-
-def wait_until(predicate, timeout: float = 60, what: str = "condition", log_path=None):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.25)
-    log = log_path.read_text()[-4000:] if log_path and log_path.exists() else ""
-    raise AssertionError(f"timed out waiting for {what}\n{log}")
 
 
 def launch(owner, project, name):

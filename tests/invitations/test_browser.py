@@ -1,0 +1,146 @@
+"""The accept page: distinct answers for bad links, POST-only answers, no token in Referer or the URL bar."""
+
+import threading
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.test import Client
+from django.utils import timezone
+
+from invitations import services
+from invitations.models import Invitation
+from projects.models import ProjectMember
+from tests.invitations.test_api import INVITEE, verified_user
+
+
+@pytest.fixture
+def invitation(owner, project):
+    return services.invitation_send(actor=owner, project=project, email=INVITEE, role="viewer", message="Hi!")
+
+
+def open_link(client: Client, invitation: Invitation):
+    token = services.invitation_token(invitation)
+    response = client.get(f"/invitations/accept/{token}/")
+    assert response.status_code == 302
+    assert response["Location"] == "/invitations/accept/"  # the token leaves the address bar
+    assert response["Referrer-Policy"] == "no-referrer"
+    return client.get("/invitations/accept/")
+
+
+def test_an_anonymous_visitor_sees_the_invitation_and_is_sent_to_sign_up(invitation):
+    page = open_link(Client(), invitation)
+    assert page.status_code == 200
+    assert page["Referrer-Policy"] == "same-origin"  # and the page's own URL holds no token
+    html = page.content.decode()
+    assert "Genomics" in html and "viewer" in html and "owner@lab-a.example" in html and "Hi!" in html
+    assert f"/accounts/signup/?email={INVITEE.replace('@', '%40')}&amp;next=%2Finvitations%2Faccept%2F" in html
+    assert services.invitation_token(invitation) not in html
+
+
+def test_signing_up_from_the_link_verifies_the_address_and_comes_back(invitation):
+    browser = Client()
+    open_link(browser, invitation)
+    signup_page = browser.get("/accounts/signup/", {"email": INVITEE, "next": "/invitations/accept/"})
+    assert f'value="{INVITEE}"' in signup_page.content.decode()
+    response = browser.post(
+        "/accounts/signup/?next=/invitations/accept/",
+        {
+            "email": INVITEE,
+            "password1": "a long passphrase 42",
+            "password2": "a long passphrase 42",
+            "next": "/invitations/accept/",
+        },
+    )
+    assert response.status_code == 302 and response["Location"] == "/invitations/accept/"
+    page = browser.get("/invitations/accept/")
+    assert b'id="accept"' in page.content
+    accepted = browser.post("/invitations/accept/", {"action": "accept"})
+    assert b"You joined Genomics" in accepted.content
+    assert ProjectMember.objects.get(project=invitation.project, user__email=INVITEE).role == "viewer"
+
+
+def test_a_get_never_accepts(invitation):
+    guest = verified_user(INVITEE)
+    browser = Client()
+    browser.force_login(guest)
+    for _ in range(3):
+        open_link(browser, invitation)
+    invitation.refresh_from_db()
+    assert invitation.status == "pending"
+
+
+def test_accepting_needs_csrf(invitation):
+    guest = verified_user(INVITEE)
+    browser = Client(enforce_csrf_checks=True)
+    browser.force_login(guest)
+    open_link(browser, invitation)
+    assert browser.post("/invitations/accept/", {"action": "accept"}).status_code == 403
+    invitation.refresh_from_db()
+    assert invitation.status == "pending"
+
+
+def test_decline_from_the_page(invitation):
+    guest = verified_user(INVITEE)
+    browser = Client()
+    browser.force_login(guest)
+    open_link(browser, invitation)
+    page = browser.post("/invitations/accept/", {"action": "decline", "reason": "busy"})
+    assert b"Invitation declined" in page.content
+    invitation.refresh_from_db()
+    assert invitation.status == "declined" and invitation.decline_reason == "busy"
+
+
+def test_bad_links_get_distinct_answers(invitation, owner):
+    browser = Client()
+    browser.get("/invitations/accept/not-a-real-token/")
+    assert browser.get("/invitations/accept/").status_code == 404
+
+    guest = verified_user(INVITEE)
+    services.invitation_accept(actor=guest, invitation=invitation)
+    assert open_link(Client(), invitation).status_code == 409
+
+    second = services.invitation_send(actor=owner, project=invitation.project, email="two@partner.example")
+    services.invitation_revoke(actor=owner, invitation=second)
+    revoked = open_link(Client(), second)
+    assert revoked.status_code == 410 and b"revoked" in revoked.content
+
+    third = services.invitation_send(actor=owner, project=invitation.project, email="three@partner.example")
+    Invitation.objects.filter(pk=third.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
+    expired = open_link(Client(), third)
+    assert expired.status_code == 410 and b"expired" in expired.content
+
+
+@pytest.mark.django_db(transaction=True)
+def test_twenty_concurrent_accepts_let_exactly_one_through(owner, project):
+    if connection.vendor != "postgresql":
+        pytest.skip("row locks need PostgreSQL (CI runs it)")
+    invitation = services.invitation_send(actor=owner, project=project, email=INVITEE, role="member")
+    guest = verified_user(INVITEE)
+    token = services.invitation_token(invitation)
+    barrier = threading.Barrier(20)
+    outcomes: list[str] = []
+    lock = threading.Lock()
+
+    def accept():
+        from django.db import connections
+
+        try:
+            barrier.wait()
+            services.invitation_accept(actor=guest, invitation=invitation, token=token)
+            result = "accepted"
+        except services.CarrelError as error:
+            result = error.code
+        finally:
+            connections.close_all()
+        with lock:
+            outcomes.append(result)
+
+    threads = [threading.Thread(target=accept) for _ in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert sorted(outcomes) == ["INVITATION_ALREADY_ACCEPTED"] * 19 + ["accepted"]
+    assert ProjectMember.objects.filter(project=project, user=guest).count() == 1
+    assert Invitation.objects.get(pk=invitation.pk).status == "accepted"
