@@ -81,6 +81,8 @@ class Command(BaseCommand):
         base = f"http://{host}:{port}"
         moto = None
         if not seed_only:
+            # Links in e-mails (invitations, sign-up) point at this sandbox's web server.
+            os.environ.setdefault("CARREL_PUBLIC_URL", base)
             os.environ.update({key: os.environ.get(key, value) for key, value in SANDBOX_AWS_ENV.items()})
             moto = start_moto_server(cloud_port or port + 1)
             point_sandbox_cloud_at(organization=organization, url=moto.url)
