@@ -339,3 +339,60 @@ def test_no_plaintext_token_in_the_database_responses_or_logs(
             f"/api/v1/invitations/{response.json()['id']}/accept", {"token": token}, format="json"
         ).content.decode()
     )
+
+
+class FailingBackend:
+    """An SMTP server that is down."""
+
+    def __init__(self, *args, **kwargs):
+        pass
+
+    def send_messages(self, messages):
+        raise ConnectionRefusedError("smtp.example: connection refused")
+
+
+def test_a_failed_send_is_retried_and_visible_on_the_invitation(owner, project, settings, monkeypatch, owner_client):
+    from celery.exceptions import Retry
+
+    from invitations import tasks
+
+    settings.EMAIL_BACKEND = "tests.invitations.test_api.FailingBackend"
+    invitation = services.invitation_send(actor=owner, project=project, email=INVITEE)
+    countdowns = []
+    monkeypatch.setattr(
+        tasks.send_invitation_email, "retry", lambda **kw: countdowns.append(kw["countdown"]) or Retry()
+    )
+    with pytest.raises(Retry):
+        tasks.send_invitation_email.run(invitation.pk)
+    assert countdowns == [30]
+    body = owner_client.get(f"/api/v1/invitations/{invitation.pk}").json()
+    assert body["delivery"]["status"] == "retrying" and body["delivery"]["attempts"] == 1
+    assert "connection refused" in body["delivery"]["last_error"]
+
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    tasks.send_invitation_email.run(invitation.pk)
+    body = owner_client.get(f"/api/v1/invitations/{invitation.pk}").json()
+    assert body["delivery"]["status"] == "sent" and body["delivery"]["attempts"] == 2
+    assert len(mail.outbox) == 1
+
+
+def test_the_admin_resends_and_revokes_through_the_services(owner, project):
+    from django.test import Client
+    from django.urls import reverse
+
+    root = make_user("root@carrel.example")
+    root.is_staff = root.is_superuser = True
+    root.save()
+    first = services.invitation_send(actor=owner, project=project, email="a@partner.example")
+    second = services.invitation_send(actor=owner, project=project, email="b@partner.example")
+    browser = Client()
+    browser.force_login(root)
+    url = reverse("admin:invitations_invitation_changelist")
+    browser.post(url, {"action": "resend_selected", "_selected_action": [first.pk]})
+    browser.post(url, {"action": "revoke_selected", "_selected_action": [second.pk]})
+    first.refresh_from_db()
+    second.refresh_from_db()
+    assert first.resend_count == 1 and second.status == "revoked"
+    assert AuditEvent.objects.filter(action="invitation.revoke", actor=root).exists()
+    change = browser.get(reverse("admin:invitations_invitation_change", args=[first.pk])).content.decode()
+    assert first.token_hash not in change and first.token_salt not in change
