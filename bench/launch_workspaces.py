@@ -370,6 +370,7 @@ class Results:
     moto_unparsed: int
     log_problems: dict[str, int]
     cpu_seconds: dict[str, float]  # per process (group), from the first launch request to all running
+    load_before: float  # the 1-minute load average just before the first launch request
 
     @property
     def ok(self) -> bool:
@@ -425,6 +426,7 @@ def start_workers(children: Children, args: argparse.Namespace, env: dict[str, s
 def start_web(children: Children, args: argparse.Namespace, env: dict[str, str], port: int) -> Child:
     command = [sys.executable, "-m", "gunicorn", "platform_site.wsgi:application", "--bind", f"127.0.0.1:{port}"]
     command += ["--workers", str(args.web_workers), "--threads", str(args.web_threads), "--timeout", "120"]
+    command += ["--no-control-socket"]  # gunicorn's default socket in ~/.gunicorn is shared by every instance
     return children.start("web", command, env)
 
 
@@ -479,6 +481,7 @@ def collect(
     moto_log: Path,
     log_dir: Path,
     cpu_seconds: dict[str, float],
+    load_before: float,
 ) -> Results:
     from workspaces.cloud import api_call_counts
     from workspaces.models import ProvisionJob, StateTransition, Workspace
@@ -517,6 +520,7 @@ def collect(
         moto_unparsed=unparsed,
         log_problems={name: len(pattern.findall(logs)) for name, pattern in LOG_PROBLEMS.items()},
         cpu_seconds=cpu_seconds,
+        load_before=load_before,
     )
 
 
@@ -557,6 +561,7 @@ def report(results: Results, *, args: argparse.Namespace, isolation: Isolation) 
         + (f" × {args.concurrency}" if args.pool != "solo" else "")
         + f"; gunicorn {args.web_workers} × {args.web_threads} threads; {args.clients} API clients",
         f"  storage             {isolation.description}",
+        f"  machine             {os.cpu_count()} core(s), load average {results.load_before:.2f} before the run",
         f"  launch requests     {len(accepted)}/{results.count} answered 202 in {results.submit_seconds:.2f} s "
         f"({results.count / results.submit_seconds:.1f}/s); latency p50 {percentile(latencies, 0.5):.3f} s, "
         f"p95 {percentile(latencies, 0.95):.3f} s, max {max(latencies, default=math.nan):.3f} s",
@@ -564,7 +569,8 @@ def report(results: Results, *, args: argparse.Namespace, isolation: Isolation) 
     if results.all_running_seconds is not None:
         lines.append(f"  all running         {results.all_running_seconds:.2f} s after the first launch request")
     else:
-        lines.append(f"  all running         NOT REACHED (timeout {args.timeout:.0f} s or a workspace in error)")
+        why = f"{len(results.errors)} in error" if results.errors else f"timed out after {args.timeout:.0f} s"
+        lines.append(f"  all running         NOT REACHED ({why})")
     if results.last_transition_seconds is not None:
         lines.append(f"  last → running      {results.last_transition_seconds:.2f} s (the database's transition row)")
     if results.to_running:
@@ -591,7 +597,7 @@ def report(results: Results, *, args: argparse.Namespace, isolation: Isolation) 
     if results.all_running_seconds:
         busy = sum(results.cpu_seconds.values())
         lines.append(
-            f"  CPU seconds         {busy:.1f} in {results.all_running_seconds:.1f} s on {os.cpu_count()} core(s): "
+            f"  CPU seconds         {busy:.1f} in {results.all_running_seconds:.1f} s: "
             + ", ".join(f"{name} {seconds:.1f}" for name, seconds in results.cpu_seconds.items())
         )
     problems = ", ".join(f"{name} {n}" for name, n in results.log_problems.items())
@@ -645,7 +651,7 @@ def run(args: argparse.Namespace, isolation: Isolation) -> Results:
         print(f"Launching {args.count} workspaces ({isolation.description}; logs in {log_dir}) …", flush=True)
 
         groups = {child.name: child.process.pid for child in children.children} | {"moto": moto.process.pid}
-        cpu_before = cpu_snapshot(groups)
+        cpu_before, load_before = cpu_snapshot(groups), os.getloadavg()[0]
         started_at, started = timezone.now(), time.monotonic()
         launches = launch_all(api, setup, args.count, args.clients)
         submit_seconds = time.monotonic() - started
@@ -664,6 +670,7 @@ def run(args: argparse.Namespace, isolation: Isolation) -> Results:
         cpu_after = cpu_snapshot(groups)
         return collect(
             cpu_seconds={name: cpu_after[name] - cpu_before[name] for name in cpu_after},
+            load_before=load_before,
             setup=setup,
             count=args.count,
             launches=launches,
@@ -689,18 +696,21 @@ def main(argv: list[str] | None = None) -> int:
     # SIGTERM unwinds like Ctrl-C, so the finally blocks stop every child process.
     signal.signal(signal.SIGTERM, _interrupt)
     isolation = isolate(args)
-    ok = False
+    ok, interrupted = False, False
     try:
         results = run(args, isolation)
         print(report(results, args=args, isolation=isolation), flush=True)
         ok = results.ok
     except KeyboardInterrupt:
-        print("\nInterrupted; stopping the processes.", file=sys.stderr)
-        return 130
+        print("\nInterrupted; stopped the processes.", file=sys.stderr)
+        interrupted = True
     except BenchError as error:
         print(f"Benchmark failed: {error}", file=sys.stderr)
     finally:
-        release(isolation, keep=args.keep or not ok)
+        # A failed run keeps its logs for a look; an interrupted one leaves nothing behind.
+        release(isolation, keep=args.keep or not (ok or interrupted))
+    if interrupted:
+        return 130
     return 0 if ok else 1
 
 

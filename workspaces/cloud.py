@@ -10,6 +10,8 @@ import base64
 import binascii
 import logging
 import os
+import threading
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -170,6 +172,26 @@ def parse_faults(spec: str) -> tuple[dict[str, int], set[str]]:
     return throttles, exits
 
 
+# --- Sessions -----------------------------------------------------------------------------------
+
+_sessions = threading.local()
+ASSUMED_ROLE_REFRESH_SECONDS = 300
+
+
+def _cached_session(key: tuple, build, expires_at: float | None = None) -> boto3.Session:
+    """One boto3 session per thread and credentials: a session caches the loaded EC2 service model,
+    which is most of the CPU a fresh session costs. Sessions are not thread-safe, hence per thread."""
+    cache_ = getattr(_sessions, "by_key", None)
+    if cache_ is None:
+        cache_ = _sessions.by_key = {}
+    entry = cache_.get(key)
+    if entry is not None and (entry[1] is None or entry[1] - time.time() > ASSUMED_ROLE_REFRESH_SECONDS):
+        return entry[0]
+    session, expiry = build()
+    cache_[key] = (session, expiry)
+    return session
+
+
 # --- The provider --------------------------------------------------------------------------------
 
 
@@ -196,19 +218,25 @@ class AwsProvider:
                 self.ec2.meta.events.register("before-send.ec2", _throttle_responses(throttles))
 
     def _session(self) -> boto3.Session:
-        if self.account.credential_source == "assume_role" and self.account.role_arn:
-            sts = boto3.client("sts", region_name=self.region)
-            params = {"RoleArn": self.account.role_arn, "RoleSessionName": f"carrel-{self.account.id}"}
-            if self.account.external_id:
-                params["ExternalId"] = self.account.external_id
-            credentials = sts.assume_role(**params)["Credentials"]
-            return boto3.Session(
-                aws_access_key_id=credentials["AccessKeyId"],
-                aws_secret_access_key=credentials["SecretAccessKey"],
-                aws_session_token=credentials["SessionToken"],
-                region_name=self.region,
-            )
-        return boto3.Session(region_name=self.region)
+        account = self.account
+        if account.credential_source == "assume_role" and account.role_arn:
+
+            def assume():
+                sts = boto3.client("sts", region_name=self.region)
+                params = {"RoleArn": account.role_arn, "RoleSessionName": f"carrel-{account.id}"}
+                if account.external_id:
+                    params["ExternalId"] = account.external_id
+                credentials = sts.assume_role(**params)["Credentials"]
+                session = boto3.Session(
+                    aws_access_key_id=credentials["AccessKeyId"],
+                    aws_secret_access_key=credentials["SecretAccessKey"],
+                    aws_session_token=credentials["SessionToken"],
+                    region_name=self.region,
+                )
+                return session, credentials["Expiration"].timestamp()
+
+            return _cached_session(("role", account.role_arn, account.external_id, self.region), assume)
+        return _cached_session(("chain", self.region), lambda: (boto3.Session(region_name=self.region), None))
 
     def _after_call(self, **kwargs) -> None:
         operation = kwargs.get("model").name if kwargs.get("model") else "unknown"
@@ -345,11 +373,9 @@ class AwsProvider:
 
     # --- security groups ---
 
-    def ensure_security_group(self, workspace_id: str, tags: dict[str, str]) -> str:
+    def ensure_security_group(self, workspace_id: str, tags: dict[str, str]) -> tuple[str, bool]:
+        """The workspace's security group: (id, created). Created first; looked up only if it exists."""
         name = f"carrel-{workspace_id}"
-        existing = self._call("DescribeSecurityGroups", Filters=[{"Name": "group-name", "Values": [name]}])
-        if existing["SecurityGroups"]:
-            return existing["SecurityGroups"][0]["GroupId"]
         params = {
             "GroupName": name,
             "Description": f"Carrel workspace {workspace_id}",
@@ -359,18 +385,25 @@ class AwsProvider:
         if vpc_id:
             params["VpcId"] = vpc_id
         try:
-            return self.ec2.create_security_group(**params)["GroupId"]
+            return self.ec2.create_security_group(**params)["GroupId"], True
         except ClientError as error:
-            if error.response.get("Error", {}).get("Code") == "InvalidGroup.Duplicate":
-                again = self._call("DescribeSecurityGroups", Filters=[{"Name": "group-name", "Values": [name]}])
-                return again["SecurityGroups"][0]["GroupId"]
-            raise _classify(error, "CreateSecurityGroup") from error
+            if error.response.get("Error", {}).get("Code") != "InvalidGroup.Duplicate":
+                raise _classify(error, "CreateSecurityGroup") from error
         except BotoCoreError as error:
             raise _classify(error, "CreateSecurityGroup") from error
+        existing = self._call("DescribeSecurityGroups", Filters=[{"Name": "group-name", "Values": [name]}])
+        return existing["SecurityGroups"][0]["GroupId"], False
 
     def _default_vpc_id(self) -> str | None:
+        """The region's default VPC, remembered for an hour: it does not change under a running service."""
+        key = f"cloud:default-vpc:{getattr(self.account, 'id', '')}:{self.region}:{self.account.endpoint_url}"
+        cached = cache.get(key)
+        if cached is not None:
+            return cached or None
         vpcs = self._call("DescribeVpcs", Filters=[{"Name": "is-default", "Values": ["true"]}])["Vpcs"]
-        return vpcs[0]["VpcId"] if vpcs else None
+        vpc_id = vpcs[0]["VpcId"] if vpcs else ""
+        cache.set(key, vpc_id, timeout=3600)
+        return vpc_id or None
 
     def delete_security_group(self, group_id: str) -> None:
         try:
@@ -395,9 +428,12 @@ class AwsProvider:
                 )
         return rules
 
-    def set_ingress(self, group_id: str, wanted: list[IngressRule]) -> None:
-        """Make the group's ingress exactly `wanted`: authorize what is missing, revoke what is extra."""
-        current = {rule.key(): rule for rule in self.ingress_rules(group_id)}
+    def set_ingress(
+        self, group_id: str, wanted: list[IngressRule], *, current: list[IngressRule] | None = None
+    ) -> None:
+        """Make the group's ingress exactly `wanted`: authorize what is missing, revoke what is extra.
+        Pass `current=[]` for a group just created, to skip reading it back."""
+        current = {rule.key(): rule for rule in (self.ingress_rules(group_id) if current is None else current)}
         desired = {rule.key(): rule for rule in wanted}
         extra = [rule for key, rule in current.items() if key not in desired]
         missing = [rule for key, rule in desired.items() if key not in current]

@@ -17,6 +17,7 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from accounts.models import Organization
@@ -355,19 +356,23 @@ def workspace_provision(*, job_id: str) -> None:
             job.status, job.finished_at = ProvisionJob.Status.SUCCEEDED, timezone.now()
             job.save(update_fields=["status", "finished_at", "updated_at"])
         return
+    # A first attempt cannot have an instance yet; any later one (a retry, a redelivered message after a
+    # worker died) must look for the tagged instance before asking for one.
+    first_attempt = job.attempts == 0 and not workspace.provider_instance_id
     ProvisionJob.objects.filter(pk=job.pk).update(status=ProvisionJob.Status.RUNNING, attempts=job.attempts + 1)
-    job.status = ProvisionJob.Status.RUNNING
+    job.status, job.attempts = ProvisionJob.Status.RUNNING, job.attempts + 1
     _mark_step(job, "queued")
     provider = provider_for(workspace)
     try:
+        created = False
         if not workspace.security_group_id:
-            group_id = provider.ensure_security_group(workspace.pk, _tags(workspace))
+            group_id, created = provider.ensure_security_group(workspace.pk, _tags(workspace))
             Workspace.objects.filter(pk=workspace.pk).update(security_group_id=group_id)
             workspace.security_group_id = group_id
-        provider.set_ingress(workspace.security_group_id, _ingress_for(workspace))
+        provider.set_ingress(workspace.security_group_id, _ingress_for(workspace), current=[] if created else None)
         _mark_step(job, "security_group")
 
-        instance = _adopt_or_launch(provider, workspace)
+        instance = _adopt_or_launch(provider, workspace, look_for_existing=not first_attempt)
         _mark_step(job, "instance", message=instance.instance_id)
 
         info = _wait_for(provider, instance.instance_id, {"running"}, timeout=settings.CARREL_LAUNCH_POLL_SECONDS)
@@ -393,9 +398,11 @@ def workspace_provision(*, job_id: str) -> None:
         raise
 
 
-def _adopt_or_launch(provider: cloud.AwsProvider, workspace: Workspace) -> cloud.InstanceInfo:
+def _adopt_or_launch(
+    provider: cloud.AwsProvider, workspace: Workspace, *, look_for_existing: bool = True
+) -> cloud.InstanceInfo:
     """The instance tagged with this workspace's id if one exists (a retry or a dead worker), else a new one."""
-    existing = provider.find_workspace_instances(workspace.pk)
+    existing = provider.find_workspace_instances(workspace.pk) if look_for_existing else []
     if existing:
         instance = min(existing, key=lambda info: (info.launch_time is None, info.launch_time, info.instance_id))
         for extra in existing:
@@ -917,7 +924,8 @@ def _reconcile_account(account: CloudAccount, report: ReconcileReport, now) -> N
                 report.adopted.append(workspace.pk)
             else:
                 report.relaunched.append(workspace.pk)
-            ProvisionJob.objects.filter(pk=job.pk).update(updated_at=now)
+            # Counted as an attempt, so the rerun looks for the instance before asking for one.
+            ProvisionJob.objects.filter(pk=job.pk).update(updated_at=now, attempts=F("attempts") + 1)
             from workspaces import tasks
 
             tasks.provision_workspace.delay(job.pk)

@@ -103,6 +103,10 @@ DATABASES = {
         conn_health_checks=True,
     )
 }
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    # The sandbox's web server and worker write at once. A transaction that reads and then writes fails
+    # at once with "database is locked" unless it takes the write lock when it begins; then it waits.
+    DATABASES["default"].setdefault("OPTIONS", {}).update({"timeout": 60, "transaction_mode": "IMMEDIATE"})
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = os.environ.get("REDIS_URL", "")
@@ -118,7 +122,7 @@ else:
     # A file cache is shared by the sandbox's web, worker and beat processes.
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            "BACKEND": "platform_site.local_backends.LockedFileBasedCache",
             "LOCATION": str(VAR_DIR / "cache"),
         }
     }
@@ -283,6 +287,7 @@ CARREL_DEFAULT_TTL_EXTENSION_HOURS = 4
 # --- Celery ---------------------------------------------------------------------------------
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL") or REDIS_URL or "filesystem://localhost//"
 if CELERY_BROKER_URL.startswith("filesystem://"):
+    CELERY_BROKER_TRANSPORT = "platform_site.local_backends:AtomicFilesystemTransport"
     _broker_dir = VAR_DIR / "broker"
     for _folder in ("queue", "processed", "control"):
         (_broker_dir / _folder).mkdir(parents=True, exist_ok=True)
