@@ -612,6 +612,8 @@ def workspace_drive(*, workspace_id: str, action: str) -> None:
             to_state=S.TERMINATED,
             expected_from=[S.TERMINATING],
             reason="the provider reports terminated",
+            public_ip=None,
+            private_ip=None,
         )
         return
     instance_id = workspace.provider_instance_id
