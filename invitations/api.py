@@ -7,7 +7,7 @@ from rest_framework.views import APIView
 
 from invitations import services
 from invitations.models import Invitation, InvitationStatus
-from platform_site.errors import NotFound, ValidationFailed
+from platform_site.errors import NotFound, PermissionDenied, ValidationFailed
 from projects.models import Project, ProjectRole
 from projects.services import project_role_of
 
@@ -182,8 +182,6 @@ class ProjectInvitationsView(APIView):
         project = _project(request, project_id)
         role = project_role_of(user=request.user, project=project)
         if role not in (ProjectRole.OWNER, ProjectRole.ADMIN):
-            from platform_site.errors import PermissionDenied
-
             raise PermissionDenied("Only the project's owners and admins see its invitations.")
         return _listing(_status_filter(request, Invitation.objects.filter(project=project)))
 

@@ -2,13 +2,15 @@
 
 from datetime import timedelta
 
+from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import mixins, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from platform_site.api.system import format_duration
 from platform_site.api.views import ScopedAPIView
-from platform_site.errors import NotFound, ValidationFailed
+from platform_site.errors import Conflict, NotFound, ValidationFailed
 from projects.models import Project
 from workspaces import cloud, selectors, services, sizing
 from workspaces.models import CloudAccount, FirewallRule, ProvisionJob, Workspace, WorkspacePreference, WorkspaceState
@@ -407,8 +409,6 @@ def _action_view(action: str, summary: str):
         def post(self, request, name: str):
             extra = {}
             if action in ("start", "resume"):
-                from django.utils import timezone
-
                 extra["estimated_ready_time"] = timezone.now() + READY_ESTIMATE
             if action == "hibernate":
                 workspace = _workspace_or_404(request, name)
@@ -466,10 +466,6 @@ class HibernationStatusView(APIView):
         tags=["instances"],
     )
     def get(self, request, name: str):
-        from django.utils import timezone
-
-        from platform_site.api.system import format_duration
-
         workspace = _workspace_or_404(request, name)
         hibernated = (
             selectors.last_transition_to(workspace, WorkspaceState.HIBERNATED)
@@ -505,8 +501,6 @@ class ConnectView(APIView):
         workspace = _workspace_or_404(request, name)
         host = workspace.public_ip or workspace.private_ip
         if workspace.state != WorkspaceState.RUNNING or not host:
-            from platform_site.errors import Conflict
-
             raise Conflict(
                 f"Workspace '{workspace.name}' is {workspace.state}; connect when it is running.", code="INVALID_STATE"
             )
