@@ -18,12 +18,15 @@ class CarrelError(Exception):
         details: str = "",
         remediation: str = "",
         fields: dict[str, list[str]] | None = None,
+        extra: dict | None = None,
     ) -> None:
         self.message = message or self.default_message
         self.code = code or self.default_code
         self.details = details
         self.remediation = remediation
         self.fields = fields
+        # More members of the error object, e.g. the `candidates` of an ambiguous reference.
+        self.extra = extra or {}
         super().__init__(self.message)
 
 
@@ -49,3 +52,16 @@ class Conflict(CarrelError):
     status_code = 409
     default_code = "CONFLICT"
     default_message = "The request conflicts with the current state."
+
+
+class ProviderUnavailable(CarrelError):
+    """The cloud provider is throttling, failing or unreachable: the request may succeed later."""
+
+    status_code = 503
+    default_code = "PROVIDER_UNAVAILABLE"
+    default_message = "The cloud provider is not answering right now."
+
+    def __init__(self, message: str | None = None, *, retry_after: int = 30, **kwargs) -> None:
+        kwargs.setdefault("remediation", f"Retry after {retry_after} seconds; nothing was changed.")
+        super().__init__(message, **kwargs)
+        self.retry_after = retry_after

@@ -77,6 +77,8 @@ ERROR_CODES: dict[str, str] = {
     "NAME_TAKEN": "Another object already has this name.",
     "RATE_LIMITED": "Too many requests; wait for `Retry-After` seconds.",
     "AUTH_THROTTLED": "Too many failed authentications from this address; wait for `Retry-After` seconds.",
+    "PROVIDER_UNAVAILABLE": "The cloud provider is throttling or unreachable (503); retry after `Retry-After` seconds.",
+    "AMBIGUOUS_REFERENCE": "The name matches several workspaces you can see; use the id or add ?project=.",
     "INTERNAL_ERROR": "An unexpected server error; quote `request_id` when reporting it.",
 }
 
@@ -97,6 +99,7 @@ def envelope(
     details: str = "",
     remediation: str = "",
     fields: dict | None = None,
+    extra: dict | None = None,
 ) -> dict:
     body = {
         "code": code,
@@ -108,6 +111,8 @@ def envelope(
     }
     if fields is not None:
         body["fields"] = fields
+    for key, value in (extra or {}).items():
+        body.setdefault(key, value)
     return {"error": body}
 
 
@@ -153,8 +158,11 @@ def exception_handler(exc, context) -> Response:
             details=exc.details,
             remediation=exc.remediation,
             fields=exc.fields,
+            extra=exc.extra,
         )
-        return Response(data, status=exc.status_code)
+        if isinstance(exc, errors.ProviderUnavailable):
+            headers["Retry-After"] = str(exc.retry_after)
+        return Response(data, status=exc.status_code, headers=headers)
     if isinstance(exc, Http404):
         exc = drf_exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
