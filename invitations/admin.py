@@ -1,7 +1,7 @@
 from django.contrib import admin, messages
 
 from invitations import services
-from invitations.models import Invitation
+from invitations.models import Invitation, InvitationResend
 from platform_site.errors import CarrelError
 
 
@@ -48,3 +48,21 @@ class InvitationAdmin(admin.ModelAdmin):
     @admin.action(description="Revoke selected invitations")
     def revoke_selected(self, request, queryset):
         self._each(request, queryset, services.invitation_revoke, "Revoked")
+
+
+@admin.register(InvitationResend)
+class InvitationResendAdmin(admin.ModelAdmin):
+    """Resends, as the daily sending limits count them. Read-only: they are written by the resend service."""
+
+    list_display = ["invitation", "organization", "resent_by", "resent_at"]
+    list_filter = ["organization"]
+    search_fields = ["invitation__email", "invitation__id", "resent_by__email", "organization__name"]
+    list_select_related = ["invitation", "organization", "resent_by"]
+    date_hierarchy = "resent_at"
+    readonly_fields = ["invitation", "organization", "resent_by", "resent_at"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False

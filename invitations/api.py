@@ -60,7 +60,14 @@ class SendSerializer(serializers.Serializer):
     project_id = serializers.CharField()
     email = serializers.EmailField()
     role = serializers.ChoiceField(choices=ProjectRole.choices, default=ProjectRole.MEMBER)
-    message = serializers.CharField(required=False, allow_blank=True, default="", max_length=5000)
+    message = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        default="",
+        trim_whitespace=False,
+        max_length=services.MESSAGE_MAX_LENGTH,
+        help_text="Plain text shown in the e-mail (no HTML, no links made clickable); line breaks allowed.",
+    )
     expires_in_days = serializers.IntegerField(required=False, min_value=1, max_value=90)
     access_expires_at = serializers.DateTimeField(required=False, allow_null=True)
     invited_by = serializers.CharField(required=False, help_text="Ignored: the inviter is the caller.")
@@ -76,15 +83,43 @@ class AnswerSerializer(serializers.Serializer):
 class BulkRowSerializer(serializers.Serializer):
     email = serializers.CharField()
     role = serializers.CharField(required=False, allow_blank=True)
-    message = serializers.CharField(required=False, allow_blank=True, max_length=5000)
+    message = serializers.CharField(
+        required=False, allow_blank=True, trim_whitespace=False, max_length=services.MESSAGE_MAX_LENGTH
+    )
 
 
 class BulkSerializer(serializers.Serializer):
     project_id = serializers.CharField()
-    invitations = BulkRowSerializer(many=True, allow_empty=False, max_length=500)
+    invitations = BulkRowSerializer(
+        many=True,
+        allow_empty=False,
+        help_text=f"At most CARREL_INVITATIONS_BULK_MAX rows (default {services.DEFAULT_BULK_MAX}).",
+    )
     default_role = serializers.ChoiceField(choices=ProjectRole.choices, default=ProjectRole.MEMBER)
-    default_message = serializers.CharField(required=False, allow_blank=True, default="", max_length=5000)
+    default_message = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        default="",
+        trim_whitespace=False,
+        max_length=services.MESSAGE_MAX_LENGTH,
+    )
     invited_by = serializers.CharField(required=False, help_text="Ignored: the inviter is the caller.")
+
+    def validate_invitations(self, rows):
+        most = services.bulk_max()
+        if len(rows) > most:
+            raise serializers.ValidationError(f"Ensure this field has no more than {most} elements.")
+        return rows
+
+
+class SendingView(APIView):
+    """Sending views answer a spent daily limit with 429 and `Retry-After`."""
+
+    def handle_exception(self, exc):
+        response = super().handle_exception(exc)
+        if isinstance(exc, services.InvitationRateLimited):
+            response["Retry-After"] = str(exc.retry_after)
+        return response
 
 
 def _visible_invitation(request, invitation_id: str) -> Invitation:
@@ -123,7 +158,7 @@ def _listing(queryset) -> Response:
 STATUS_PARAM = OpenApiParameter("status", str, enum=InvitationStatus.values)
 
 
-class InvitationSendView(APIView):
+class InvitationSendView(SendingView):
     @extend_schema(
         summary="Invite someone to a project by e-mail (owners and admins; never above your own role).",
         request=SendSerializer,
@@ -146,9 +181,12 @@ class InvitationSendView(APIView):
         return Response(InvitationSerializer(invitation).data, status=status.HTTP_201_CREATED)
 
 
-class InvitationBulkView(APIView):
+class InvitationBulkView(SendingView):
     @extend_schema(
-        summary="Invite many people at once; each row succeeds or fails on its own.",
+        summary=(
+            "Invite many people at once; each row succeeds or fails on its own, but a request that would pass the "
+            "daily limits is refused whole (429)."
+        ),
         request=BulkSerializer,
         responses=inline_serializer(
             "BulkInvitationResult",
@@ -306,7 +344,7 @@ class InvitationDeclineView(APIView):
         )
 
 
-class InvitationResendView(APIView):
+class InvitationResendView(SendingView):
     @extend_schema(
         summary="Resend a pending invitation: a new link (the old one stops working) and a fresh expiry.",
         request=None,

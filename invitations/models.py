@@ -100,7 +100,13 @@ class Invitation(models.Model):
                 fields=["project", "email"], condition=Q(status="pending"), name="invitation_one_pending_per_email"
             ),
         ]
-        indexes = [models.Index(fields=["status", "expires_at"]), models.Index(fields=["email", "status"])]
+        indexes = [
+            models.Index(fields=["status", "expires_at"]),
+            models.Index(fields=["email", "status"]),
+            # The daily sending limits count recent invitations by inviter and by organization.
+            models.Index(fields=["invited_by", "invited_at"], name="invitation_by_inviter_time"),
+            models.Index(fields=["organization", "invited_at"], name="invitation_by_org_time"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.email} → {self.project} ({self.status})"
@@ -108,3 +114,26 @@ class Invitation(models.Model):
     @property
     def is_past_expiry(self) -> bool:
         return self.expires_at <= timezone.now()
+
+
+class InvitationResend(models.Model):
+    """One resend of an invitation (a new link, another e-mail).
+
+    The daily sending limits count invitations created (the Invitation rows) plus these: an Invitation row keeps
+    only its last resend, so without them the same invitation could be mailed again and again.
+    """
+
+    invitation = models.ForeignKey(Invitation, on_delete=models.CASCADE, related_name="resends")
+    organization = models.ForeignKey("accounts.Organization", on_delete=models.CASCADE, related_name="+")
+    resent_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    resent_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-resent_at", "id"]
+        indexes = [
+            models.Index(fields=["resent_by", "resent_at"], name="resend_by_inviter_time"),
+            models.Index(fields=["organization", "resent_at"], name="resend_by_org_time"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.invitation_id} resent at {self.resent_at:%Y-%m-%d %H:%M}"

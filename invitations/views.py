@@ -9,9 +9,13 @@ from django.urls import reverse
 from django.views.decorators.http import require_http_methods
 
 from invitations import services
+from invitations.models import Invitation
 from platform_site.errors import CarrelError
 
-SESSION_KEY = "carrel_invitation_token"
+# What the session keeps once the link was opened: {"id": invitation id, "proof": services.link_proof(...)}.
+# Never the link's token: session rows sit in the database and its backups, and the token would open the invitation.
+SESSION_KEY = "carrel_invitation"
+LEGACY_SESSION_KEY = "carrel_invitation_token"  # raw tokens kept by earlier versions; converted, then removed
 
 
 def _no_referrer(response: HttpResponse) -> HttpResponse:
@@ -31,11 +35,34 @@ def _page(response: HttpResponse) -> HttpResponse:
     return response
 
 
+def _remember(request: HttpRequest, token: str) -> None:
+    """Keep which invitation the link opened and a proof of it, never the token; forget it if the link is bad."""
+    try:
+        invitation = services.invitation_by_token(token)
+    except CarrelError:
+        request.session.pop(SESSION_KEY, None)
+    else:
+        request.session[SESSION_KEY] = {"id": invitation.pk, "proof": services.link_proof(invitation)}
+
+
 @require_http_methods(["GET"])
 def accept_link(request: HttpRequest, token: str) -> HttpResponse:
-    """The e-mailed link. Keep the token in the session and drop it from the address bar and history."""
-    request.session[SESSION_KEY] = token
+    """The e-mailed link. Remember it in the session (not its token) and drop it from the address bar and history."""
+    request.session.pop(LEGACY_SESSION_KEY, None)
+    _remember(request, token)
     return _no_referrer(HttpResponseRedirect(reverse("invitation-page")))
+
+
+def _linked_invitation(request: HttpRequest) -> tuple[Invitation, str]:
+    """The invitation this session's link opened and the session's proof of it, or 404 INVITATION_NOT_FOUND."""
+    legacy = request.session.pop(LEGACY_SESSION_KEY, None)
+    if legacy and SESSION_KEY not in request.session:
+        _remember(request, str(legacy))
+    remembered = request.session.get(SESSION_KEY)
+    if not isinstance(remembered, dict):
+        remembered = {}
+    proof = str(remembered.get("proof") or "")
+    return services.invitation_by_link_proof(remembered.get("id"), proof), proof
 
 
 def _error_page(request: HttpRequest, error: CarrelError) -> HttpResponse:
@@ -45,9 +72,8 @@ def _error_page(request: HttpRequest, error: CarrelError) -> HttpResponse:
 
 @require_http_methods(["GET", "POST"])
 def invitation_page(request: HttpRequest) -> HttpResponse:
-    token = request.session.get(SESSION_KEY, "")
     try:
-        invitation = services.invitation_by_token(token)
+        invitation, proof = _linked_invitation(request)
         services.check_usable(invitation)
     except CarrelError as error:
         return _error_page(request, error)
@@ -58,11 +84,11 @@ def invitation_page(request: HttpRequest) -> HttpResponse:
         try:
             if request.POST.get("action") == "decline":
                 services.invitation_decline(
-                    actor=request.user, invitation=invitation, reason=request.POST.get("reason", ""), token=token
+                    actor=request.user, invitation=invitation, reason=request.POST.get("reason", ""), link_proof=proof
                 )
                 outcome = "declined"
             else:
-                services.invitation_accept(actor=request.user, invitation=invitation, token=token)
+                services.invitation_accept(actor=request.user, invitation=invitation, link_proof=proof)
                 outcome = "accepted"
         except CarrelError as error:
             return _error_page(request, error)

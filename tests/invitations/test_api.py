@@ -14,6 +14,7 @@ from invitations.models import Invitation
 from invitations.tasks import expire_invitations_and_memberships
 from projects.models import ProjectMember, ProjectRole
 from tests.conftest import add_org_member, assert_error, bearer_client, make_user
+from tests.invitations.conftest import verify
 
 INVITEE = "guest@partner.example"
 
@@ -214,7 +215,7 @@ def test_status_filters(sent, owner_client, project):
 
 
 def project_person(org, project, email, role):
-    user = make_user(email)
+    user = verify(make_user(email))
     add_org_member(org, user, OrgRole.MEMBER)
     ProjectMember.objects.create(project=project, user=user, role=role)
     return bearer_client(user)
