@@ -144,3 +144,89 @@ def test_twenty_concurrent_accepts_let_exactly_one_through(owner, project):
     assert sorted(outcomes) == ["INVITATION_ALREADY_ACCEPTED"] * 19 + ["accepted"]
     assert ProjectMember.objects.filter(project=project, user=guest).count() == 1
     assert Invitation.objects.get(pk=invitation.pk).status == "accepted"
+
+
+# --- What the session keeps -------------------------------------------------------------------------
+
+
+def session_rows() -> list[str]:
+    """Every stored session, decoded, as text (the session table is what database access and backups expose)."""
+    from django.contrib.sessions.models import Session
+
+    return [f"{session.session_data} {session.get_decoded()!r}" for session in Session.objects.all()]
+
+
+def test_it_keeps_no_raw_token_in_the_session_table(invitation):
+    token = services.invitation_token(invitation)
+    browser = Client()
+    assert open_link(browser, invitation).status_code == 200
+    rows = session_rows()
+    assert rows  # the visit was remembered...
+    assert all(token not in row for row in rows)  # ...without the token
+    # Not after signing up and accepting either.
+    browser.post(
+        "/accounts/signup/?next=/invitations/accept/",
+        {"email": INVITEE, "password1": "a long passphrase 42", "password2": "a long passphrase 42"},
+    )
+    assert all(token not in row for row in session_rows())
+    assert b"You joined Genomics" in browser.post("/invitations/accept/", {"action": "accept"}).content
+    assert all(token not in row for row in session_rows())
+
+
+def test_it_keeps_no_raw_token_for_a_logged_in_visitor(invitation):
+    token = services.invitation_token(invitation)
+    browser = Client()
+    browser.force_login(verified_user(INVITEE))
+    assert open_link(browser, invitation).status_code == 200
+    assert session_rows() and all(token not in row for row in session_rows())
+
+
+def test_it_stops_a_remembered_link_once_the_invitation_is_resent(invitation, owner):
+    browser = Client()
+    browser.force_login(verified_user(INVITEE))
+    open_link(browser, invitation)
+    services.invitation_resend(actor=owner, invitation=invitation)
+    assert browser.get("/invitations/accept/").status_code == 404
+    assert browser.post("/invitations/accept/", {"action": "accept"}).status_code == 404
+    invitation.refresh_from_db()
+    assert invitation.status == "pending"
+
+
+def test_it_opens_nothing_with_a_tampered_session(invitation, owner):
+    from invitations.views import SESSION_KEY
+
+    other = services.invitation_send(actor=owner, project=invitation.project, email="other@partner.example")
+    browser = Client()
+    open_link(browser, invitation)
+    session = browser.session
+    session[SESSION_KEY] = {"id": other.pk, "proof": session[SESSION_KEY]["proof"]}
+    session.save()
+    assert browser.get("/invitations/accept/").status_code == 404
+    session[SESSION_KEY] = {"id": other.pk, "proof": other.token_hash}  # what the database holds is no proof
+    session.save()
+    assert browser.get("/invitations/accept/").status_code == 404
+
+
+def test_it_lets_any_account_accept_from_the_link_when_allowed(invitation, settings):
+    stranger = verified_user("someone-else@partner.example")
+    browser = Client()
+    browser.force_login(stranger)
+    open_link(browser, invitation)
+    refused = browser.post("/invitations/accept/", {"action": "accept"})
+    assert refused.status_code == 403 and b"another e-mail address" in refused.content
+    settings.CARREL_INVITATIONS_ALLOW_ANY_ACCOUNT = True
+    assert b"You joined Genomics" in browser.post("/invitations/accept/", {"action": "accept"}).content
+    assert ProjectMember.objects.get(project=invitation.project, user=stranger).role == "viewer"
+
+
+def test_it_converts_a_session_that_holds_a_raw_token_from_before(invitation):
+    from invitations.views import LEGACY_SESSION_KEY
+
+    token = services.invitation_token(invitation)
+    browser = Client()
+    session = browser.session
+    session[LEGACY_SESSION_KEY] = token
+    session.save()
+    page = browser.get("/invitations/accept/")
+    assert page.status_code == 200 and b"Genomics" in page.content
+    assert all(token not in row for row in session_rows())
