@@ -41,7 +41,7 @@ TOP_LEVEL_KEYS = {
 }
 USER_KEYS = {"name", "groups", "shell"}
 SERVICE_KEYS = {"name", "port", "description"}
-INSTANCE_DEFAULT_KEYS = {"instance_type", "workload", "size", "root_volume_gb", "ami", "spot"}
+INSTANCE_DEFAULT_KEYS = {"instance_type", "workload", "size", "root_volume_gb", "ami", "spot", "max_ttl_hours"}
 IDLE_DEFAULT_KEYS = {"profile", "idle_threshold_minutes", "action", "cpu_threshold", "gpu_threshold"}
 PARAMETER_KEYS = {"type", "choices", "default", "description"}
 
@@ -365,6 +365,12 @@ def validate(definition: dict, catalog: dict[str, dict], *, instance_types: set[
         "instance_defaults",
         root is None or (isinstance(root, int) and 8 <= root <= 16384),
         "root_volume_gb must be 8–16384",
+    )
+    max_ttl = instance_defaults.get("max_ttl_hours")
+    check(
+        "instance_defaults",
+        max_ttl is None or (isinstance(max_ttl, int) and not isinstance(max_ttl, bool) and 1 <= max_ttl <= 8760),
+        "max_ttl_hours (the longest TTL an extension may set) must be 1–8760",
     )
 
     idle = definition.get("idle_defaults") or {}

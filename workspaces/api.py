@@ -1,5 +1,6 @@
 """The Prism-compatible workspace API (/instances, /jobs, /logs, /profiles). Thin: services do the work."""
 
+import re
 from datetime import timedelta
 
 from django.utils import timezone
@@ -10,7 +11,7 @@ from rest_framework.views import APIView
 
 from platform_site.api.system import format_duration
 from platform_site.api.views import ScopedAPIView
-from platform_site.errors import Conflict, NotFound, ValidationFailed
+from platform_site.errors import Conflict, NotFound, ProviderUnavailable, ValidationFailed
 from projects.models import Project
 from workspaces import cloud, selectors, services, sizing
 from workspaces.models import CloudAccount, FirewallRule, ProvisionJob, Workspace, WorkspacePreference, WorkspaceState
@@ -148,7 +149,13 @@ class TerminateSerializer(serializers.Serializer):
 
 
 class ExtendSerializer(serializers.Serializer):
-    hours = serializers.FloatField(required=False, help_text="Hours to add; 4 when omitted or ≤ 0.")
+    hours = serializers.FloatField(
+        required=False,
+        min_value=0,
+        max_value=8760,
+        help_text="Hours to add; 4 when omitted or 0. The TTL may reach at most CARREL_MAX_TTL_HOURS (168) from "
+        "now, or the template's max_ttl_hours if lower.",
+    )
 
 
 class FirewallRuleSerializer(serializers.ModelSerializer):
@@ -234,8 +241,16 @@ class ProfileSerializer(serializers.ModelSerializer):
 # --- Helpers ------------------------------------------------------------------------------------
 
 
+PROJECT_PARAMETER = OpenApiParameter(
+    "project", str, description="Project id or name: picks among workspaces of the same name in several projects."
+)
+WHOLE_NUMBER_RE = re.compile(r"^[0-9]{1,9}$")  # ASCII digits only: str.isdigit() accepts '²' and '٣'
+
+
 def _workspace_or_404(request, reference: str) -> Workspace:
-    workspace = selectors.workspace_by_reference(user=request.user, reference=reference)
+    workspace = selectors.workspace_by_reference(
+        user=request.user, reference=reference, project=request.query_params.get("project") or None
+    )
     if workspace is None:
         raise NotFound(
             f"Workspace '{reference}' not found.",
@@ -357,22 +372,30 @@ class InstanceDetailView(APIView):
         summary="One workspace, by name, workspace id or instance id.",
         responses=WorkspaceSerializer,
         tags=["instances"],
+        parameters=[PROJECT_PARAMETER],
     )
     def get(self, request, name: str):
         return Response(WorkspaceSerializer(_workspace_or_404(request, name)).data)
 
     @extend_schema(
-        summary="Rename, or change size / instance type / configuration while stopped.",
+        summary=(
+            "Rename (200), or change size / instance type / configuration while stopped (202: the workspace is "
+            "`resizing` until a job has changed the instance type; `job_id` follows it)."
+        ),
         request=UpdateSerializer,
-        responses=WorkspaceSerializer,
+        responses={200: WorkspaceSerializer, 202: WorkspaceSerializer},
+        parameters=[PROJECT_PARAMETER],
         tags=["instances"],
     )
     def patch(self, request, name: str):
         workspace = _workspace_or_404(request, name)
         form = UpdateSerializer(data=request.data)
         form.is_valid(raise_exception=True)
-        services.workspace_update(actor=request.user, workspace=workspace, **form.validated_data)
-        return Response(WorkspaceSerializer(_workspace_or_404(request, workspace.pk)).data)
+        result = services.workspace_update(actor=request.user, workspace=workspace, **form.validated_data)
+        body = WorkspaceSerializer(selectors.workspaces_for(user=request.user).get(pk=workspace.pk)).data
+        if result.resize_job is None:
+            return Response(body)
+        return Response({**body, "job_id": result.resize_job.pk}, status=status.HTTP_202_ACCEPTED)
 
 
 def _action_response(result: services.ActionResult, **extra) -> Response:
@@ -405,6 +428,7 @@ def _action_view(action: str, summary: str):
             request=None,
             responses={202: ActionResponseSerializer, 200: ActionResponseSerializer},
             tags=["instances"],
+            parameters=[PROJECT_PARAMETER],
         )
         def post(self, request, name: str):
             extra = {}
@@ -437,6 +461,7 @@ class InstanceTerminateView(_ActionView):
         request=TerminateSerializer,
         responses={202: ActionResponseSerializer, 200: ActionResponseSerializer},
         tags=["instances"],
+        parameters=[PROJECT_PARAMETER],
     )
     def post(self, request, name: str):
         form = TerminateSerializer(data=request.data)
@@ -464,6 +489,7 @@ class HibernationStatusView(APIView):
             },
         ),
         tags=["instances"],
+        parameters=[PROJECT_PARAMETER],
     )
     def get(self, request, name: str):
         workspace = _workspace_or_404(request, name)
@@ -496,6 +522,7 @@ class ConnectView(APIView):
             "ConnectInfo", {"ssh": serializers.DictField(), "services": serializers.DictField()}
         ),
         tags=["instances"],
+        parameters=[PROJECT_PARAMETER],
     )
     def get(self, request, name: str):
         workspace = _workspace_or_404(request, name)
@@ -530,6 +557,7 @@ class ExtendView(APIView):
         request=ExtendSerializer,
         responses={204: None},
         tags=["instances"],
+        parameters=[PROJECT_PARAMETER],
     )
     def post(self, request, name: str):
         form = ExtendSerializer(data=request.data)
@@ -557,6 +585,7 @@ class UsageView(APIView):
             },
         ),
         tags=["instances"],
+        parameters=[PROJECT_PARAMETER],
     )
     def get(self, request, name: str):
         workspace = _workspace_or_404(request, name)
@@ -588,6 +617,7 @@ class SysinfoView(APIView):
             },
         ),
         tags=["instances"],
+        parameters=[PROJECT_PARAMETER],
     )
     def get(self, request, name: str):
         workspace = _workspace_or_404(request, name)
@@ -605,7 +635,10 @@ class SysinfoView(APIView):
 
 class FirewallView(APIView):
     @extend_schema(
-        summary="The workspace's ordered ingress rules.", responses=FirewallRuleSerializer(many=True), tags=["firewall"]
+        summary="The workspace's ordered ingress rules.",
+        responses=FirewallRuleSerializer(many=True),
+        tags=["firewall"],
+        parameters=[PROJECT_PARAMETER],
     )
     def get(self, request, name: str):
         workspace = _workspace_or_404(request, name)
@@ -620,6 +653,7 @@ class FirewallView(APIView):
         request=FirewallAddSerializer,
         responses={201: FirewallRuleSerializer(many=True)},
         tags=["firewall"],
+        parameters=[PROJECT_PARAMETER],
     )
     def post(self, request, name: str):
         workspace = _workspace_or_404(request, name)
@@ -639,14 +673,14 @@ class FirewallView(APIView):
 
     @extend_schema(
         summary="Remove every rule (or the one at ?position=N): the default is to drop all incoming traffic.",
-        parameters=[OpenApiParameter("position", int)],
+        parameters=[PROJECT_PARAMETER, OpenApiParameter("position", int)],
         responses={204: None},
         tags=["firewall"],
     )
     def delete(self, request, name: str):
         workspace = _workspace_or_404(request, name)
         position = request.query_params.get("position")
-        if position is not None and not position.isdigit():
+        if position is not None and not WHOLE_NUMBER_RE.match(position):
             raise ValidationFailed(fields={"position": ["A whole number."]})
         services.firewall_clear(
             actor=request.user, workspace=workspace, position=int(position) if position is not None else None
@@ -713,6 +747,7 @@ class LogTypesView(APIView):
             {"instance": serializers.CharField(), "types": serializers.ListField(child=serializers.DictField())},
         ),
         tags=["logs"],
+        parameters=[PROJECT_PARAMETER],
     )
     def get(self, request, name: str):
         workspace = _workspace_or_404(request, name)
@@ -730,7 +765,11 @@ class LogTypesView(APIView):
 class LogView(APIView):
     @extend_schema(
         summary="A workspace's log, e.g. ?type=console&tail=100.",
-        parameters=[OpenApiParameter("type", str, enum=list(LOG_TYPES)), OpenApiParameter("tail", int)],
+        parameters=[
+            PROJECT_PARAMETER,
+            OpenApiParameter("type", str, enum=list(LOG_TYPES)),
+            OpenApiParameter("tail", int),
+        ],
         responses=inline_serializer(
             "Log",
             {
@@ -747,15 +786,15 @@ class LogView(APIView):
         if log_type not in LOG_TYPES:
             raise ValidationFailed(fields={"type": [f"One of: {', '.join(LOG_TYPES)}."]}, code="UNKNOWN_LOG_TYPE")
         tail = request.query_params.get("tail")
-        if tail is not None and (not tail.isdigit() or int(tail) > 10000):
+        if tail is not None and (not WHOLE_NUMBER_RE.match(tail) or int(tail) > 10000):
             raise ValidationFailed(fields={"tail": ["A whole number up to 10000."]})
         if not workspace.provider_instance_id:
             raise NotFound("The workspace has no instance yet.", code="LOG_NOT_AVAILABLE")
         try:
             text = services.provider_for(workspace).console_output(workspace.provider_instance_id)
         except cloud.CloudError as error:
-            raise ValidationFailed(
-                f"The provider did not return the log: {error.message}", code="LOG_NOT_AVAILABLE"
+            raise ProviderUnavailable(
+                "The cloud provider did not return the log.", details=f"{error.operation}: {error.code}"
             ) from error
         lines = text.splitlines()
         if tail is not None:

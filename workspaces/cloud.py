@@ -26,6 +26,10 @@ from django.core.cache import cache
 logger = logging.getLogger("carrel.cloud")
 
 WORKSPACE_TAG = "carrel:workspace-id"
+# Every resource also names its owner, so that tenants sharing one AWS account and region (the default:
+# the server's own credentials) never mistake each other's resources for their own.
+ORGANIZATION_TAG = "carrel:organization"
+CLOUD_ACCOUNT_TAG = "carrel:cloud-account"
 TRANSIENT_CODES = {
     "RequestLimitExceeded",
     "Throttling",
@@ -265,12 +269,14 @@ class AwsProvider:
         )
         return _instances(response)
 
-    def list_carrel_instances(self) -> list[InstanceInfo]:
+    def list_account_instances(self, cloud_account_id: str) -> list[InstanceInfo]:
+        """Live instances tagged as this cloud account's workspaces, and no one else's."""
         paginator = self.ec2.get_paginator("describe_instances")
         found: list[InstanceInfo] = []
         try:
             for page in paginator.paginate(
                 Filters=[
+                    {"Name": f"tag:{CLOUD_ACCOUNT_TAG}", "Values": [cloud_account_id]},
                     {"Name": "tag-key", "Values": [WORKSPACE_TAG]},
                     {"Name": "instance-state-name", "Values": ["pending", "running", "stopping", "stopped"]},
                 ]

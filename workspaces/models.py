@@ -27,6 +27,7 @@ class WorkspaceState(models.TextChoices):
     HIBERNATING = "hibernating", "Hibernating"
     HIBERNATED = "hibernated", "Hibernated"
     RESUMING = "resuming", "Resuming"
+    RESIZING = "resizing", "Resizing"
     TERMINATING = "terminating", "Terminating"
     TERMINATED = "terminated", "Terminated"
     ERROR = "error", "Error"
@@ -53,6 +54,7 @@ TRANSITIONAL_STATES = frozenset(
         WorkspaceState.STARTING,
         WorkspaceState.HIBERNATING,
         WorkspaceState.RESUMING,
+        WorkspaceState.RESIZING,
         WorkspaceState.TERMINATING,
     }
 )
@@ -94,6 +96,10 @@ class CloudAccount(models.Model):
     )
     orphan_grace_minutes = models.PositiveIntegerField(default=60)
     created_at = models.DateTimeField(default=timezone.now)
+    # What the last reconciliation of this account found; one broken account never stops the others.
+    last_reconciled_at = models.DateTimeField(null=True, blank=True)
+    last_reconcile_error = models.TextField(blank=True)
+    last_reconcile_error_at = models.DateTimeField(null=True, blank=True)
 
     objects = CloudAccountQuerySet.as_manager()
 
@@ -225,6 +231,11 @@ class ProvisionJob(models.Model):
     progress = models.PositiveSmallIntegerField(default=0)
     steps = models.JSONField(default=list)
     attempts = models.PositiveIntegerField(default=0)
+    # What the job changes (e.g. a resize's instance type).
+    parameters = models.JSONField(default=dict, blank=True)
+    # A live worker keeps pushing this forward (heartbeats, scheduled retries); once it has passed, the
+    # worker is presumed dead and the launch sweep resumes the job.
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
     error_code = models.CharField(max_length=64, blank=True)
     error_message = models.TextField(blank=True)
     created_at = models.DateTimeField(default=timezone.now)

@@ -1,10 +1,12 @@
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 
-from django.db.models import Case, IntegerField, Prefetch, Q, QuerySet, Value, When
+from django.db.models import Prefetch, Q, QuerySet
 from django.utils import timezone
 
+from platform_site.errors import Conflict
 from workspaces import sizing
 from workspaces.models import COMPUTE_BILLED_STATES, ProvisionJob, StateTransition, Workspace, WorkspaceState
 
@@ -24,18 +26,61 @@ def workspaces_for(*, user) -> QuerySet:
     )
 
 
-def workspace_by_reference(*, user, reference: str) -> Workspace | None:
-    """By name, workspace id or instance id; a live workspace wins over terminated ones of the same name."""
-    return (
-        workspaces_for(user=user)
-        .filter(Q(name=reference) | Q(pk=reference) | Q(provider_instance_id=reference))
-        .annotate(
-            is_terminated=Case(
-                When(state=WorkspaceState.TERMINATED, then=Value(1)), default=Value(0), output_field=IntegerField()
-            )
-        )
-        .order_by("is_terminated", "-created_at")
-        .first()
+INSTANCE_ID_RE = re.compile(r"^i-[0-9a-f]{8,17}$")
+
+
+def workspace_by_reference(*, user, reference: str, project: str | None = None) -> Workspace | None:
+    """The workspace `reference` names among those the user may see, or None.
+
+    Ids resolve before names: a workspace id, then an EC2 instance id, then a name. Names are unique among
+    live workspaces of one organization only, so a name may match several the user can see (one per
+    organization): that raises AMBIGUOUS_REFERENCE listing the candidates, and `project` (an id or a
+    name) narrows the search. A live workspace wins over terminated ones of the same name; among
+    terminated ones of one project, the newest wins.
+    """
+    visible = workspaces_for(user=user)
+    if project:
+        visible = visible.filter(Q(project_id=project) | Q(project__name=project))
+    if reference.startswith("ws_"):
+        found = visible.filter(pk=reference).first()
+        if found is not None:
+            return found
+    if INSTANCE_ID_RE.match(reference):
+        found = _one(list(visible.filter(provider_instance_id=reference).order_by("-created_at")[:5]), reference)
+        if found is not None:
+            return found
+    named = list(visible.filter(name=reference).order_by("-created_at")[:20])
+    live = [workspace for workspace in named if workspace.state != WorkspaceState.TERMINATED]
+    if live:
+        return _one(live, reference)
+    if not named:
+        return None
+    if len({workspace.project_id for workspace in named}) > 1:
+        return _one(named, reference)
+    return named[0]
+
+
+def _one(candidates: list[Workspace], reference: str) -> Workspace | None:
+    if len(candidates) <= 1:
+        return candidates[0] if candidates else None
+    raise Conflict(
+        f"'{reference}' names {len(candidates)} workspaces you can see.",
+        code="AMBIGUOUS_REFERENCE",
+        details="; ".join(f"{w.pk} in project {w.project.name} ({w.project_id})" for w in candidates),
+        remediation="Use the workspace id (ws_…) instead of the name, or add ?project=<project id>.",
+        extra={
+            "candidates": [
+                {
+                    "workspace_id": w.pk,
+                    "name": w.name,
+                    "state": w.state,
+                    "project": w.project_id,
+                    "project_name": w.project.name,
+                    "organization": w.organization_id,
+                }
+                for w in candidates
+            ]
+        },
     )
 
 

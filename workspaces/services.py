@@ -27,12 +27,11 @@ from projects.models import Project, ProjectRole
 from projects.services import project_role_of, require_project_role
 from templates.cloud_init import render_user_data
 from templates.selectors import template_for
-from workspaces import cloud, sizing
+from workspaces import cloud, dispatch, sizing
 from workspaces.models import (
     COMPUTE_BILLED_STATES,
     CloudAccount,
     FirewallRule,
-    OrphanedInstance,
     ProvisionJob,
     StateTransition,
     Workspace,
@@ -43,7 +42,27 @@ from workspaces.models import (
 logger = logging.getLogger("carrel.workspaces")
 S = WorkspaceState
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
+# What workspace ids (ws_…) and EC2 instance ids (i-…) look like: a name of that shape could send a
+# caller to another workspace than the one they mean, so names may not have it.
+ID_SHAPED_RE = re.compile(r"^(ws_[0-9a-f]*|i-[0-9a-f]+)$", re.IGNORECASE)
 SSH_PORT = 22
+# SSH reachable from more than a sixteenth of an address space (a /4's worth) needs `allow_world_ssh`.
+WIDE_OPEN_ADDRESSES = {4: 2**28, 6: 2**124}
+
+
+def validate_workspace_name(name: str | None) -> str:
+    if not NAME_RE.match(name or ""):
+        raise ValidationFailed(
+            fields={"name": ["1–63 letters, digits, '.', '_' or '-', starting with a letter or digit."]}
+        )
+    if ID_SHAPED_RE.match(name):
+        raise ValidationFailed(
+            f"'{name}' looks like a workspace or instance id.",
+            code="NAME_LOOKS_LIKE_ID",
+            fields={"name": ["Must not look like a workspace id (ws_…) or an instance id (i-…)."]},
+            remediation="Choose a name that does not start with 'ws_' or look like 'i-0123abcd'.",
+        )
+    return name
 
 
 class StillWaiting(Exception):
@@ -202,10 +221,7 @@ def workspace_launch(
 ) -> LaunchResult:
     """Validate and record a launch; a Celery task (enqueued on commit) does the cloud work."""
     require_project_role(user=actor, project=project, minimum=ProjectRole.MEMBER)
-    if not NAME_RE.match(name or ""):
-        raise ValidationFailed(
-            fields={"name": ["1–63 letters, digits, '.', '_' or '-', starting with a letter or digit."]}
-        )
+    validate_workspace_name(name)
     view = template_for(user=actor, reference=template)
     if view is None or (view.template.organization_id not in (None, project.organization_id)):
         raise NotFound(f"No template named '{template}'.", code="TEMPLATE_NOT_FOUND")
@@ -289,9 +305,7 @@ def workspace_launch(
             organization=project.organization,
             metadata={"instance_type": chosen.name, "region": region, "template": view.template.name, "job": job.pk},
         )
-        from workspaces import tasks
-
-        transaction.on_commit(lambda: tasks.provision_workspace.delay(job.pk))
+        dispatch.provision_workspace(job.pk)
     return LaunchResult(workspace=workspace, job=job)
 
 
@@ -327,17 +341,22 @@ def _mark_step(job: ProvisionJob, step_name: str, status: str = "done", message:
 def _tags(workspace: Workspace) -> dict[str, str]:
     return {
         cloud.WORKSPACE_TAG: workspace.pk,
+        cloud.CLOUD_ACCOUNT_TAG: workspace.cloud_account_id,
+        cloud.ORGANIZATION_TAG: workspace.organization_id,
         "carrel:project": workspace.project_id,
-        "carrel:organization": workspace.organization_id,
         "carrel:owner": workspace.owner.email,
         "carrel:template": workspace.template_name,
     }
 
 
-def _wait_for(provider: cloud.AwsProvider, instance_id: str, wanted: set[str], *, timeout: float) -> cloud.InstanceInfo:
+def _wait_for(
+    provider: cloud.AwsProvider, instance_id: str, wanted: set[str], *, timeout: float, heartbeat=None
+) -> cloud.InstanceInfo:
     deadline = time.monotonic() + timeout
     delay = 0.2
     while True:
+        if heartbeat is not None:
+            heartbeat()
         info = provider.describe([instance_id]).get(instance_id)
         if info is not None and info.state in wanted:
             return info
@@ -345,6 +364,16 @@ def _wait_for(provider: cloud.AwsProvider, instance_id: str, wanted: set[str], *
             raise StillWaiting(f"{instance_id} is {info.state if info else 'unknown'}, waiting for {sorted(wanted)}")
         time.sleep(delay)
         delay = min(delay * 2, 5.0)
+
+
+def job_renew_lease(*, job_id: str, seconds: float = 0) -> None:
+    """Tell the launch sweep this job's worker is alive for `seconds` more (plus the lease)."""
+    until = timezone.now() + timedelta(seconds=seconds + settings.CARREL_LAUNCH_LEASE_SECONDS)
+    ProvisionJob.objects.filter(pk=job_id).update(lease_expires_at=until, updated_at=timezone.now())
+
+
+def _is_missing_group(error: cloud.CloudError) -> bool:
+    return error.code in ("InvalidGroup.NotFound", "InvalidGroupId.NotFound", "InvalidGroupId.Malformed")
 
 
 def workspace_provision(*, job_id: str) -> None:
@@ -361,21 +390,32 @@ def workspace_provision(*, job_id: str) -> None:
     first_attempt = job.attempts == 0 and not workspace.provider_instance_id
     ProvisionJob.objects.filter(pk=job.pk).update(status=ProvisionJob.Status.RUNNING, attempts=job.attempts + 1)
     job.status, job.attempts = ProvisionJob.Status.RUNNING, job.attempts + 1
+    job_renew_lease(job_id=job.pk, seconds=settings.CARREL_LAUNCH_POLL_SECONDS)
     _mark_step(job, "queued")
     provider = provider_for(workspace)
     try:
-        created = False
-        if not workspace.security_group_id:
-            group_id, created = provider.ensure_security_group(workspace.pk, _tags(workspace))
-            Workspace.objects.filter(pk=workspace.pk).update(security_group_id=group_id)
-            workspace.security_group_id = group_id
-        provider.set_ingress(workspace.security_group_id, _ingress_for(workspace), current=[] if created else None)
-        _mark_step(job, "security_group")
-
-        instance = _adopt_or_launch(provider, workspace, look_for_existing=not first_attempt)
+        try:
+            _prepare_security_group(provider, workspace)
+            _mark_step(job, "security_group")
+            instance = _adopt_or_launch(provider, workspace, look_for_existing=not first_attempt)
+        except cloud.PermanentCloudError as error:
+            if not _is_missing_group(error):
+                raise
+            # The group was deleted behind our back (by hand, or by a cleanup): make a new one, once.
+            logger.warning("Security group %s of %s is gone; recreating it", workspace.security_group_id, workspace.pk)
+            Workspace.objects.filter(pk=workspace.pk).update(security_group_id="")
+            workspace.security_group_id = ""
+            _prepare_security_group(provider, workspace)
+            instance = _adopt_or_launch(provider, workspace, look_for_existing=True)
         _mark_step(job, "instance", message=instance.instance_id)
 
-        info = _wait_for(provider, instance.instance_id, {"running"}, timeout=settings.CARREL_LAUNCH_POLL_SECONDS)
+        info = _wait_for(
+            provider,
+            instance.instance_id,
+            {"running"},
+            timeout=settings.CARREL_LAUNCH_POLL_SECONDS,
+            heartbeat=lambda: job_renew_lease(job_id=job.pk),
+        )
         moved = record_transition(
             workspace=workspace,
             to_state=S.RUNNING,
@@ -387,7 +427,8 @@ def workspace_provision(*, job_id: str) -> None:
         )
         _mark_step(job, "running")
         job.status, job.progress, job.finished_at = ProvisionJob.Status.SUCCEEDED, 100, timezone.now()
-        job.save(update_fields=["status", "progress", "finished_at", "updated_at"])
+        job.lease_expires_at = None
+        job.save(update_fields=["status", "progress", "finished_at", "lease_expires_at", "updated_at"])
         if not moved:
             logger.info("Workspace %s left launching while provisioning; nothing more to do", workspace.pk)
     except cloud.PermanentCloudError as error:
@@ -396,6 +437,15 @@ def workspace_provision(*, job_id: str) -> None:
         job.error_message = str(error)[:2000]
         job.save(update_fields=["error_message", "updated_at"])
         raise
+
+
+def _prepare_security_group(provider: cloud.AwsProvider, workspace: Workspace) -> None:
+    created = False
+    if not workspace.security_group_id:
+        group_id, created = provider.ensure_security_group(workspace.pk, _tags(workspace))
+        Workspace.objects.filter(pk=workspace.pk).update(security_group_id=group_id)
+        workspace.security_group_id = group_id
+    provider.set_ingress(workspace.security_group_id, _ingress_for(workspace), current=[] if created else None)
 
 
 def _adopt_or_launch(
@@ -458,12 +508,12 @@ def workspace_launch_failed(*, job_id: str, code: str, message: str) -> None:
         reason=f"launch failed: {code}",
         error_message=f"{code}: {message}",
     )
-    job.status, job.finished_at = ProvisionJob.Status.FAILED, timezone.now()
+    job.status, job.finished_at, job.lease_expires_at = ProvisionJob.Status.FAILED, timezone.now(), None
     job.error_code, job.error_message = (
         code,
         message + (f" (cleanup: {'; '.join(cleanup_errors)})" if cleanup_errors else ""),
     )
-    job.save(update_fields=["status", "finished_at", "error_code", "error_message", "updated_at"])
+    job.save(update_fields=["status", "finished_at", "lease_expires_at", "error_code", "error_message", "updated_at"])
 
 
 # --- Lifecycle actions --------------------------------------------------------------------------
@@ -527,6 +577,7 @@ ACTIONS = {
                 S.STARTING,
                 S.HIBERNATING,
                 S.RESUMING,
+                S.RESIZING,
                 S.PENDING,
             }
         ),
@@ -584,9 +635,7 @@ def workspace_act(*, actor, workspace: Workspace, action: str, reason: str = "")
             organization=workspace.organization,
             metadata={"previous_state": previous, "reason": reason},
         )
-        from workspaces import tasks
-
-        transaction.on_commit(lambda: tasks.drive_workspace.delay(workspace.pk, action))
+        dispatch.drive_workspace(workspace.pk, action)
     return ActionResult(workspace, previous, spec.during, spec.message)
 
 
@@ -640,6 +689,12 @@ def workspace_drive(*, workspace_id: str, action: str) -> None:
         )
 
 
+@dataclass(frozen=True)
+class UpdateResult:
+    workspace: Workspace
+    resize_job: ProvisionJob | None = None
+
+
 def workspace_update(
     *,
     actor,
@@ -648,17 +703,10 @@ def workspace_update(
     size: str | None = None,
     instance_type: str | None = None,
     configuration: dict | None = None,
-) -> Workspace:
-    """Rename, or resize while stopped (the provider changes the instance type)."""
+) -> UpdateResult:
+    """Rename at once; resize (only while stopped) as a recorded action that a task carries out."""
     require_can_manage(user=actor, workspace=workspace)
-    changes: dict = {}
-    if name is not None and name != workspace.name:
-        if not NAME_RE.match(name):
-            raise ValidationFailed(fields={"name": ["1–63 letters, digits, '.', '_' or '-'."]})
-        if Workspace.objects.filter(organization=workspace.organization, name=name).live().exists():
-            raise Conflict(f"A workspace named '{name}' exists.", code="NAME_TAKEN")
-        changes["name"] = [workspace.name, name]
-        workspace.name = name
+    chosen = None
     if size or instance_type or configuration:
         if workspace.state != S.STOPPED:
             raise Conflict(
@@ -673,26 +721,117 @@ def workspace_update(
             instance_type=instance_type,
             configuration=configuration,
         )
-        if chosen.name != workspace.instance_type:
-            provider_for(workspace).modify_instance_type(workspace.provider_instance_id, chosen.name)
-            changes["instance_type"] = [workspace.instance_type, chosen.name]
-            workspace.instance_type = chosen.name
-            workspace.size = size or ""
-            workspace.hourly_rate = sizing.hourly_rate(chosen.name, workspace.region, spot=workspace.spot)
-            workspace.hibernation_capable = workspace.hibernation_capable and chosen.hibernation_supported
-    if changes:
-        with transaction.atomic():
-            workspace.save(
-                update_fields=["name", "instance_type", "size", "hourly_rate", "hibernation_capable", "updated_at"]
-            )
+        if chosen.name == workspace.instance_type:
+            chosen = None
+    with transaction.atomic():
+        if name is not None and name != workspace.name:
+            validate_workspace_name(name)
+            if Workspace.objects.filter(organization=workspace.organization, name=name).live().exists():
+                raise Conflict(f"A workspace named '{name}' exists.", code="NAME_TAKEN")
+            previous = workspace.name
+            workspace.name = name
+            try:
+                with transaction.atomic():
+                    workspace.save(update_fields=["name", "updated_at"])
+            except IntegrityError:
+                raise Conflict(f"A workspace named '{name}' exists.", code="NAME_TAKEN") from None
             audit_record(
                 actor=actor,
                 action="workspace.update",
                 target=workspace,
                 organization=workspace.organization,
-                metadata=changes,
+                metadata={"name": [previous, name]},
             )
-    return workspace
+        job = None
+        if chosen is not None:
+            job = _resize_request(actor=actor, workspace=workspace, instance_type=chosen.name, size=size or "")
+    return UpdateResult(workspace=workspace, resize_job=job)
+
+
+def _resize_request(*, actor, workspace: Workspace, instance_type: str, size: str) -> ProvisionJob:
+    previous_type = workspace.instance_type
+    if not record_transition(
+        workspace=workspace,
+        to_state=S.RESIZING,
+        expected_from=[S.STOPPED],
+        actor=actor,
+        reason=f"resize to {instance_type} requested",
+    ):
+        workspace.refresh_from_db()
+        raise Conflict(f"The workspace changed state to {workspace.state}; try again.", code="INVALID_STATE")
+    job = ProvisionJob.objects.create(
+        workspace=workspace,
+        kind="resize",
+        parameters={"instance_type": instance_type, "size": size, "from_instance_type": previous_type},
+        steps=[{"name": "modify", "description": "Instance type changed", "status": "pending", "at": None}],
+    )
+    audit_record(
+        actor=actor,
+        action="workspace.resize",
+        target=workspace,
+        organization=workspace.organization,
+        metadata={"instance_type": [previous_type, instance_type], "job": job.pk},
+    )
+    dispatch.resize_workspace(job.pk)
+    return job
+
+
+def workspace_resize_apply(*, job_id: str) -> None:
+    """Change the instance type in the cloud, then record it. Safe to repeat: the change is idempotent."""
+    job = ProvisionJob.objects.select_related("workspace__cloud_account").get(pk=job_id)
+    workspace = job.workspace
+    if workspace.state != S.RESIZING or job.status in (ProvisionJob.Status.SUCCEEDED, ProvisionJob.Status.FAILED):
+        return
+    ProvisionJob.objects.filter(pk=job.pk).update(status=ProvisionJob.Status.RUNNING, attempts=F("attempts") + 1)
+    new_type = job.parameters["instance_type"]
+    provider_for(workspace).modify_instance_type(workspace.provider_instance_id, new_type)
+    spec = sizing.get_instance_type(new_type)
+    record_transition(
+        workspace=workspace,
+        to_state=S.STOPPED,
+        expected_from=[S.RESIZING],
+        reason=f"the provider changed the instance type to {new_type}",
+        instance_type=new_type,
+        size=job.parameters.get("size", ""),
+        hourly_rate=sizing.hourly_rate(new_type, workspace.region, spot=workspace.spot),
+        hibernation_capable=workspace.hibernation_capable
+        and spec.hibernation_supported
+        and workspace.root_volume_gb >= int(spec.memory_gib) + 8,
+    )
+    _finish_job(job, ProvisionJob.Status.SUCCEEDED)
+
+
+def workspace_resize_failed(*, job_id: str, code: str, message: str) -> None:
+    job = ProvisionJob.objects.select_related("workspace").get(pk=job_id)
+    record_transition(
+        workspace=job.workspace, to_state=S.STOPPED, expected_from=[S.RESIZING], reason=f"resize failed: {code}"
+    )
+    _finish_job(job, ProvisionJob.Status.FAILED, code=code, message=message)
+
+
+def _finish_job(job: ProvisionJob, status: str, *, code: str = "", message: str = "") -> None:
+    for step in job.steps:
+        step["status"] = "done" if status == ProvisionJob.Status.SUCCEEDED else "failed"
+        step["at"] = timezone.now().isoformat()
+    ProvisionJob.objects.filter(pk=job.pk).update(
+        status=status,
+        progress=100 if status == ProvisionJob.Status.SUCCEEDED else job.progress,
+        steps=job.steps,
+        finished_at=timezone.now(),
+        lease_expires_at=None,
+        error_code=code,
+        error_message=message[:2000],
+        updated_at=timezone.now(),
+    )
+
+
+def max_ttl_hours(workspace: Workspace) -> int:
+    """The longest TTL an extension may set from now: the platform's cap, lowered by the template's."""
+    limits = [settings.CARREL_MAX_TTL_HOURS]
+    template_limit = (workspace.template_snapshot.get("instance_defaults") or {}).get("max_ttl_hours")
+    if isinstance(template_limit, int | float) and template_limit > 0:
+        limits.append(int(template_limit))
+    return min(limits)
 
 
 @transaction.atomic
@@ -701,8 +840,17 @@ def workspace_extend(*, actor, workspace: Workspace, hours: float | None) -> Wor
     if workspace.state == S.TERMINATED:
         raise Conflict("A terminated workspace has no TTL.", code="INVALID_STATE")
     hours = hours if hours and hours > 0 else settings.CARREL_DEFAULT_TTL_EXTENSION_HOURS
+    limit = max_ttl_hours(workspace)
     now = timezone.now()
     base = workspace.expires_at if workspace.expires_at and workspace.expires_at > now else now
+    if hours > limit or (base - now).total_seconds() / 3600 + hours > limit:
+        raise ValidationFailed(
+            f"The TTL can be at most {limit} hours from now.",
+            code="TTL_LIMIT_EXCEEDED",
+            details=f"Asked for {hours:g} more hours on top of the current TTL; the limit is {limit} hours.",
+            fields={"hours": [f"At most {limit} hours from now, counting the TTL already set."]},
+            remediation=f"Ask for fewer hours, or extend again later; the limit is {limit} hours from now.",
+        )
     workspace.expires_at = base + timedelta(hours=hours)
     workspace.save(update_fields=["expires_at", "updated_at"])
     audit_record(
@@ -745,7 +893,7 @@ def _ingress_for(workspace: Workspace) -> list[cloud.IngressRule]:
     ]
 
 
-def _normalise_rule(raw: dict, *, allow_world_ssh: bool) -> dict:
+def _normalise_rule(raw: dict) -> dict:
     errors: dict[str, list[str]] = {}
     try:
         network = ipaddress.ip_network(str(raw.get("cidr", "")).strip(), strict=False)
@@ -764,12 +912,6 @@ def _normalise_rule(raw: dict, *, allow_world_ssh: bool) -> dict:
         errors["to_port"] = ["Must not be below from_port."]
     if errors:
         raise ValidationFailed(fields=errors)
-    if network.prefixlen == 0 and from_port <= SSH_PORT <= to_port and not allow_world_ssh:
-        raise ValidationFailed(
-            "Opening SSH to the whole internet needs an explicit flag.",
-            code="WORLD_SSH_NEEDS_FLAG",
-            fields={"allow_world_ssh": ["Set to true to open SSH to 0.0.0.0/0 or ::/0."]},
-        )
     return {
         "cidr": str(network),
         "protocol": protocol,
@@ -779,13 +921,63 @@ def _normalise_rule(raw: dict, *, allow_world_ssh: bool) -> dict:
     }
 
 
+def _reaches_ssh(rule: dict) -> bool:
+    return rule["protocol"] == FirewallRule.Protocol.TCP and rule["from_port"] <= SSH_PORT <= rule["to_port"]
+
+
+def ssh_exposure(rules: Iterable[dict]) -> dict[int, int]:
+    """How many addresses can reach SSH, per IP version, judging the union of the rules (overlaps once).
+
+    Two halves (0.0.0.0/1 + 128.0.0.0/1) open SSH to the world as surely as 0.0.0.0/0 does."""
+    networks: dict[int, list] = {4: [], 6: []}
+    for rule in rules:
+        if _reaches_ssh(rule):
+            network = ipaddress.ip_network(rule["cidr"], strict=False)
+            networks[network.version].append(network)
+    return {
+        version: sum(network.num_addresses for network in ipaddress.collapse_addresses(found))
+        for version, found in networks.items()
+    }
+
+
+def _require_no_wide_open_ssh(rules: list[dict]) -> None:
+    exposure = ssh_exposure(rules)
+    for version, limit in WIDE_OPEN_ADDRESSES.items():
+        if exposure[version] > limit:
+            raise ValidationFailed(
+                "Opening SSH to the whole internet needs an explicit flag.",
+                code="WORLD_SSH_NEEDS_FLAG",
+                details=(
+                    f"Together, the workspace's rules would let {exposure[version]:,} IPv{version} addresses reach "
+                    f"SSH (port {SSH_PORT}); more than a /4's worth needs allow_world_ssh."
+                ),
+                fields={"allow_world_ssh": ["Set to true to open SSH this widely (e.g. 0.0.0.0/0 or ::/0)."]},
+                remediation="Allow SSH from your own network (e.g. 203.0.113.0/24), or set allow_world_ssh: true.",
+            )
+
+
 def firewall_add(
     *, actor, workspace: Workspace, rules: list[dict], allow_world_ssh: bool = False
 ) -> list[FirewallRule]:
+    """Append rules that are not there yet. SSH open wider than a /8 (all rules together) needs the flag."""
     require_can_manage(user=actor, workspace=workspace)
-    normalised = [_normalise_rule(rule, allow_world_ssh=allow_world_ssh) for rule in rules]
+    normalised = [_normalise_rule(rule) for rule in rules]
     with transaction.atomic():
         Workspace.objects.select_for_update().filter(pk=workspace.pk).exists()
+        existing = list(
+            FirewallRule.objects.filter(workspace=workspace).values("cidr", "protocol", "from_port", "to_port")
+        )
+        present = {(r["cidr"], r["protocol"], r["from_port"], r["to_port"]) for r in existing}
+        fresh: dict[tuple, dict] = {}
+        for rule in normalised:
+            key = (rule["cidr"], rule["protocol"], rule["from_port"], rule["to_port"])
+            if key not in present:
+                fresh.setdefault(key, rule)
+        normalised = list(fresh.values())
+        if not normalised:
+            return []
+        if not allow_world_ssh:
+            _require_no_wide_open_ssh([*existing, *normalised])
         last = FirewallRule.objects.filter(workspace=workspace).order_by("-position").values_list("position", flat=True)
         start = (last.first() or 0) + 1
         created = FirewallRule.objects.bulk_create(
@@ -812,6 +1004,12 @@ def firewall_clear(*, actor, workspace: Workspace, position: int | None = None) 
         if position is not None:
             rules = rules.filter(position=position)
         deleted, _ = rules.delete()
+        if position is not None and not deleted:
+            raise NotFound(
+                f"Workspace '{workspace.name}' has no firewall rule at position {position}.",
+                code="FIREWALL_RULE_NOT_FOUND",
+                remediation=f"GET /api/v1/instances/{workspace.pk}/firewall lists the rules and their positions.",
+            )
         audit_record(
             actor=actor,
             action="firewall.delete",
@@ -824,148 +1022,10 @@ def firewall_clear(*, actor, workspace: Workspace, position: int | None = None) 
 
 
 def _sync_firewall_on_commit(workspace: Workspace) -> None:
-    from workspaces import tasks
-
-    transaction.on_commit(lambda: tasks.sync_workspace_firewall.delay(workspace.pk))
+    dispatch.sync_workspace_firewall(workspace.pk)
 
 
 def workspace_sync_firewall(*, workspace_id: str) -> None:
     workspace = Workspace.objects.select_related("cloud_account").get(pk=workspace_id)
     if workspace.security_group_id and workspace.state != S.TERMINATED:
         provider_for(workspace).set_ingress(workspace.security_group_id, _ingress_for(workspace))
-
-
-# --- Reconciliation ---------------------------------------------------------------------------------
-
-
-def _state_from_provider(workspace: Workspace, info: cloud.InstanceInfo | None) -> str | None:
-    """The workspace state the provider's report implies, or None when it agrees with ours."""
-    if info is None or info.state == "terminated":
-        return S.TERMINATED
-    if info.state == "shutting-down":
-        return S.TERMINATING
-    if info.state == "running" and workspace.state in (
-        S.STOPPED,
-        S.HIBERNATED,
-        S.STARTING,
-        S.RESUMING,
-        S.LAUNCHING,
-        S.ERROR,
-    ):
-        return S.RUNNING
-    if info.state == "stopped":
-        if workspace.state in (S.HIBERNATING, S.HIBERNATED) or "hibernat" in info.state_reason.lower():
-            return S.HIBERNATED if workspace.state != S.HIBERNATED else None
-        if workspace.state not in (S.STOPPED,):
-            return S.STOPPED
-    return None
-
-
-@dataclass
-class ReconcileReport:
-    checked: int = 0
-    repaired: list[str] = dataclasses.field(default_factory=list)
-    adopted: list[str] = dataclasses.field(default_factory=list)
-    relaunched: list[str] = dataclasses.field(default_factory=list)
-    orphans: list[str] = dataclasses.field(default_factory=list)
-    orphans_terminated: list[str] = dataclasses.field(default_factory=list)
-    describe_calls: int = 0
-
-
-def workspaces_reconcile(*, now=None) -> ReconcileReport:
-    """Compare every live workspace with the cloud, account by account, in batched describe calls."""
-    now = now or timezone.now()
-    report = ReconcileReport()
-    for account in CloudAccount.objects.all():
-        _reconcile_account(account, report, now)
-    return report
-
-
-def _reconcile_account(account: CloudAccount, report: ReconcileReport, now) -> None:
-    live = list(
-        Workspace.objects.filter(cloud_account=account)
-        .exclude(state__in=[S.TERMINATED, S.PENDING])
-        .select_related("cloud_account")
-    )
-    by_region: dict[str, list[Workspace]] = {}
-    for workspace in live:
-        by_region.setdefault(workspace.region or account.region, []).append(workspace)
-    known_ids = {workspace.pk for workspace in live}
-    for workspaces in by_region.values():
-        provider = provider_for(workspaces[0])
-        tracked = [w for w in workspaces if w.provider_instance_id]
-        described = provider.describe(w.provider_instance_id for w in tracked)
-        report.describe_calls += 1
-        for workspace in tracked:
-            report.checked += 1
-            if workspace.state == S.LAUNCHING:
-                continue  # the launch task (or the stale-launch rule below) finishes these
-            implied = _state_from_provider(workspace, described.get(workspace.provider_instance_id))
-            if implied and implied != workspace.state:
-                info = described.get(workspace.provider_instance_id)
-                extra = {}
-                if implied == S.RUNNING and info is not None:
-                    extra = {"public_ip": info.public_ip, "private_ip": info.private_ip}
-                if record_transition(
-                    workspace=workspace,
-                    to_state=implied,
-                    expected_from=[workspace.state],
-                    reason="reconciled with the provider",
-                    **extra,
-                ):
-                    report.repaired.append(workspace.pk)
-        stale_before = now - timedelta(seconds=settings.CARREL_LAUNCH_STALE_SECONDS)
-        for workspace in workspaces:
-            if workspace.state != S.LAUNCHING:
-                continue
-            job = workspace.jobs.filter(kind="launch").order_by("-created_at").first()
-            if job is None or job.updated_at > stale_before:
-                continue
-            instances = provider.find_workspace_instances(workspace.pk)
-            if instances:
-                report.adopted.append(workspace.pk)
-            else:
-                report.relaunched.append(workspace.pk)
-            # Counted as an attempt, so the rerun looks for the instance before asking for one.
-            ProvisionJob.objects.filter(pk=job.pk).update(updated_at=now, attempts=F("attempts") + 1)
-            from workspaces import tasks
-
-            tasks.provision_workspace.delay(job.pk)
-        _reconcile_orphans(account, provider, known_ids, report, now)
-
-
-def _reconcile_orphans(
-    account: CloudAccount, provider: cloud.AwsProvider, known_ids: set[str], report: ReconcileReport, now
-) -> None:
-    for info in provider.list_carrel_instances():
-        if info.workspace_id in known_ids:
-            continue
-        orphan, created = OrphanedInstance.objects.get_or_create(
-            cloud_account=account,
-            instance_id=info.instance_id,
-            defaults={
-                "workspace_tag": info.workspace_id or "",
-                "state": info.state,
-                "first_seen_at": now,
-                "last_seen_at": now,
-            },
-        )
-        if not created:
-            OrphanedInstance.objects.filter(pk=orphan.pk).update(last_seen_at=now, state=info.state)
-        report.orphans.append(info.instance_id)
-        if created:
-            logger.warning(
-                "Instance %s is tagged for workspace %s, which is not live", info.instance_id, info.workspace_id
-            )
-        grace = timedelta(minutes=account.orphan_grace_minutes)
-        if account.terminate_orphans and orphan.terminated_at is None and orphan.first_seen_at <= now - grace:
-            provider.terminate(info.instance_id)
-            OrphanedInstance.objects.filter(pk=orphan.pk).update(terminated_at=now)
-            report.orphans_terminated.append(info.instance_id)
-            audit_record(
-                actor=None,
-                action="cloud.orphan_terminated",
-                target=orphan,
-                organization=account.organization,
-                metadata={"instance_id": info.instance_id},
-            )

@@ -4,7 +4,8 @@ import logging
 
 from celery import shared_task
 
-from workspaces import cloud, services
+from workspaces import cloud, reconcile, services
+from workspaces.models import CloudAccount
 
 logger = logging.getLogger("carrel.workspaces")
 RETRYABLE = (cloud.TransientCloudError, services.StillWaiting)
@@ -23,8 +24,11 @@ def provision_workspace(self, job_id: str) -> None:
             code = getattr(error, "code", "LAUNCH_TIMEOUT")
             services.workspace_launch_failed(job_id=job_id, code=code, message=str(error))
             return
-        logger.info("Launch job %s will retry: %s", job_id, error)
-        raise self.retry(exc=error, countdown=backoff(self.request.retries)) from error
+        countdown = backoff(self.request.retries)
+        # The job stays leased while the retry waits, so the launch sweep does not take it over.
+        services.job_renew_lease(job_id=job_id, seconds=countdown)
+        logger.info("Launch job %s will retry in %ss: %s", job_id, countdown, error)
+        raise self.retry(exc=error, countdown=countdown) from error
 
 
 @shared_task(bind=True, acks_late=True, max_retries=10, ignore_result=True)
@@ -39,6 +43,19 @@ def drive_workspace(self, workspace_id: str, action: str) -> None:
     except cloud.PermanentCloudError as error:
         # The provider refused; the reconciler puts the workspace back in the state the cloud reports.
         logger.error("%s of %s refused by the provider: %s", action, workspace_id, error)
+
+
+@shared_task(bind=True, acks_late=True, max_retries=10, ignore_result=True)
+def resize_workspace(self, job_id: str) -> None:
+    try:
+        services.workspace_resize_apply(job_id=job_id)
+    except cloud.TransientCloudError as error:
+        if self.request.retries >= self.max_retries:
+            services.workspace_resize_failed(job_id=job_id, code=error.code, message=str(error))
+            return
+        raise self.retry(exc=error, countdown=backoff(self.request.retries)) from error
+    except cloud.PermanentCloudError as error:
+        services.workspace_resize_failed(job_id=job_id, code=error.code, message=error.message)
 
 
 @shared_task(bind=True, acks_late=True, max_retries=10, ignore_result=True)
@@ -58,13 +75,27 @@ def stop_expired_workspaces() -> None:
 
 @shared_task(ignore_result=True)
 def reconcile_workspaces() -> None:
-    report = services.workspaces_reconcile()
+    """Fan out: one task per cloud account, so a slow or broken account delays nobody else."""
+    for account_id in CloudAccount.objects.order_by("pk").values_list("pk", flat=True):
+        reconcile_cloud_account.delay(account_id)
+
+
+@shared_task(ignore_result=True)
+def reconcile_cloud_account(account_id: str) -> None:
+    report = reconcile.cloud_account_reconcile(account_id=account_id)
     logger.info(
-        "Reconciled %d workspaces: %d repaired, %d adopted, %d relaunched, %d orphans (%d terminated)",
+        "Reconciled cloud account %s: %d workspaces, %d repaired, %d orphans (%d terminated)%s",
+        account_id,
         report.checked,
         len(report.repaired),
-        len(report.adopted),
-        len(report.relaunched),
         len(report.orphans),
         len(report.orphans_terminated),
+        f"; failed: {report.failed[account_id]}" if account_id in report.failed else "",
     )
+
+
+@shared_task(ignore_result=True)
+def resume_stalled_launches() -> None:
+    resumed = reconcile.launches_resume_stalled()
+    if resumed:
+        logger.warning("Resumed %d launch(es) whose worker stopped: %s", len(resumed), ", ".join(resumed))

@@ -90,6 +90,18 @@ class DaemonStatusView(APIView):
                 "total_instances": serializers.IntegerField(),
                 "active_instances": serializers.IntegerField(),
                 "active_profiles": serializers.IntegerField(),
+                "cloud_accounts": serializers.ListField(
+                    child=inline_serializer(
+                        "CloudAccountReconcileStatus",
+                        {
+                            "id": serializers.CharField(),
+                            "name": serializers.CharField(),
+                            "last_reconciled_at": serializers.DateTimeField(allow_null=True),
+                            "last_reconcile_error": serializers.CharField(allow_blank=True),
+                        },
+                    ),
+                    help_text="The caller's organizations' cloud accounts and how their last reconciliation went.",
+                ),
             },
         ),
         tags=["system"],
@@ -106,7 +118,17 @@ class DaemonStatusView(APIView):
         worker, last_seen = worker_status()
         user = request.user
         workspaces = Workspace.objects.visible_to(user)
-        healthy = database == "connected" and redis_state != "unreachable" and worker == "running"
+        accounts = list(
+            CloudAccount.objects.visible_to(user)
+            .order_by("organization_id", "name")
+            .values("id", "name", "last_reconciled_at", "last_reconcile_error")
+        )
+        healthy = (
+            database == "connected"
+            and redis_state != "unreachable"
+            and worker == "running"
+            and not any(account["last_reconcile_error"] for account in accounts)
+        )
         return Response(
             {
                 "status": "healthy" if healthy else "degraded",
@@ -122,6 +144,7 @@ class DaemonStatusView(APIView):
                 "projects": Project.objects.visible_to(user).count(),
                 "total_instances": workspaces.count(),
                 "active_instances": workspaces.filter(state=WorkspaceState.RUNNING).count(),
-                "active_profiles": CloudAccount.objects.visible_to(user).count(),
+                "active_profiles": len(accounts),
+                "cloud_accounts": accounts,
             }
         )

@@ -172,11 +172,12 @@ def test_patch_renames_and_resizes_only_while_stopped(launched, owner_client, ec
     assert renamed.status_code == 200 and renamed.json()["name"] == "ml-box-2"
     assert_error(owner_client.patch("/api/v1/instances/ml-box-2", {"size": "L"}, format="json"), 409, "INVALID_STATE")
     act(owner_client, captures, "ml-box-2", "stop")
-    resized = owner_client.patch(
-        "/api/v1/instances/ml-box-2", {"configuration": {"cpuCores": 16, "memoryGB": 32}}, format="json"
-    )
-    assert resized.status_code == 200
-    new_type = resized.json()["instance_type"]
+    with captures(execute=True):
+        resized = owner_client.patch(
+            "/api/v1/instances/ml-box-2", {"configuration": {"cpuCores": 16, "memoryGB": 32}}, format="json"
+        )
+    assert resized.status_code == 202 and resized.json()["state"] == "resizing"
+    new_type = Workspace.objects.get(name="ml-box-2").instance_type
     assert new_type != "c5.xlarge"
     instance_id = Workspace.objects.get(name="ml-box-2").provider_instance_id
     attribute = ec2.describe_instance_attribute(InstanceId=instance_id, Attribute="instanceType")

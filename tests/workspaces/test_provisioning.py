@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from tests.conftest import assert_error
 from tests.workspaces.conftest import cloud_instances
-from workspaces import cloud, services
+from workspaces import cloud, reconcile, services
 from workspaces.models import OrphanedInstance, ProvisionJob, StateTransition, Workspace
 
 
@@ -143,27 +143,28 @@ def running(owner_client, project, account, settings):
 
 def test_reconcile_repairs_an_instance_stopped_outside_carrel(running, ec2):
     ec2.stop_instances(InstanceIds=[running.provider_instance_id])
-    report = services.workspaces_reconcile()
+    report = reconcile.workspaces_reconcile()
     assert report.repaired == [running.pk]
     running.refresh_from_db()
     assert running.state == "stopped"
     last = StateTransition.objects.filter(workspace=running).order_by("-created_at", "-id").first()
     assert (last.from_state, last.to_state, last.reason) == ("running", "stopped", "reconciled with the provider")
-    assert services.workspaces_reconcile().repaired == []  # nothing more to do
+    assert reconcile.workspaces_reconcile().repaired == []  # nothing more to do
 
 
 def test_reconcile_repairs_an_instance_terminated_outside_carrel(running, ec2):
     ec2.terminate_instances(InstanceIds=[running.provider_instance_id])
-    services.workspaces_reconcile()
+    reconcile.workspaces_reconcile()
     running.refresh_from_db()
     assert running.state == "terminated"
 
 
-def test_reconcile_adopts_the_instance_of_a_launch_whose_worker_died(
+def test_the_launch_sweep_adopts_the_instance_of_a_launch_whose_worker_died(
     owner_client, project, account, ec2, settings, moto_image, eager_tasks, django_capture_on_commit_callbacks
 ):
     workspace, job_id = request_launch(owner_client, project, name="orphaned-launch")
-    # The worker got as far as RunInstances and died: the instance exists, the database never heard of it.
+    # The worker got as far as RunInstances and died: the instance exists, the database never heard of it,
+    # and nobody renews the job's lease any more.
     ec2.run_instances(
         ImageId=moto_image,
         MinCount=1,
@@ -173,15 +174,25 @@ def test_reconcile_adopts_the_instance_of_a_launch_whose_worker_died(
             {"ResourceType": "instance", "Tags": [{"Key": "carrel:workspace-id", "Value": workspace.pk}]}
         ],
     )
-    ProvisionJob.objects.filter(pk=job_id).update(updated_at=timezone.now() - timedelta(hours=1))
-    report = services.workspaces_reconcile()
-    assert report.adopted == [workspace.pk]
+    ProvisionJob.objects.filter(pk=job_id).update(
+        status="running", attempts=1, lease_expires_at=timezone.now() - timedelta(seconds=1)
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        assert reconcile.launches_resume_stalled() == [workspace.pk]
     workspace.refresh_from_db()
     assert workspace.state == "running"
     instances = cloud_instances(ec2)
     assert len(instances) == 1
     assert workspace.provider_instance_id == instances[0]["InstanceId"]
-    assert report.orphans == []
+    assert reconcile.launches_resume_stalled() == []  # finished: nothing left to resume
+
+
+def test_the_launch_sweep_leaves_a_job_whose_lease_is_live(owner_client, project, account, ec2):
+    workspace, job_id = request_launch(owner_client, project, name="busy-launch")
+    ProvisionJob.objects.filter(pk=job_id).update(
+        status="running", attempts=1, lease_expires_at=timezone.now() + timedelta(seconds=30)
+    )
+    assert reconcile.launches_resume_stalled() == []
 
 
 def test_reconcile_reports_orphans_and_terminates_them_when_the_organization_opts_in(running, account, ec2, moto_image):
@@ -190,9 +201,18 @@ def test_reconcile_reports_orphans_and_terminates_them_when_the_organization_opt
         MinCount=1,
         MaxCount=1,
         InstanceType="t3.micro",
-        TagSpecifications=[{"ResourceType": "instance", "Tags": [{"Key": "carrel:workspace-id", "Value": "ws_ghost"}]}],
+        TagSpecifications=[
+            {
+                "ResourceType": "instance",
+                "Tags": [
+                    {"Key": "carrel:workspace-id", "Value": "ws_ghost"},
+                    {"Key": "carrel:cloud-account", "Value": account.pk},
+                    {"Key": "carrel:organization", "Value": account.organization_id},
+                ],
+            }
+        ],
     )["Instances"][0]["InstanceId"]
-    report = services.workspaces_reconcile()
+    report = reconcile.workspaces_reconcile()
     assert report.orphans == [ghost] and report.orphans_terminated == []
     orphan = OrphanedInstance.objects.get(instance_id=ghost)
     assert orphan.workspace_tag == "ws_ghost" and orphan.terminated_at is None
@@ -201,9 +221,9 @@ def test_reconcile_reports_orphans_and_terminates_them_when_the_organization_opt
     account.terminate_orphans = True
     account.orphan_grace_minutes = 30
     account.save()
-    assert services.workspaces_reconcile().orphans_terminated == []  # still within the grace period
+    assert reconcile.workspaces_reconcile().orphans_terminated == []  # still within the grace period
     OrphanedInstance.objects.filter(pk=orphan.pk).update(first_seen_at=timezone.now() - timedelta(hours=1))
-    assert services.workspaces_reconcile().orphans_terminated == [ghost]
+    assert reconcile.workspaces_reconcile().orphans_terminated == [ghost]
     assert [i["InstanceId"] for i in cloud_instances(ec2)] == [running.provider_instance_id]
 
 
@@ -227,7 +247,7 @@ def test_reconcile_describes_in_batches(running, account, owner, project, settin
     from workspaces.cloud import api_call_counts
 
     before = api_call_counts(["DescribeInstances"])["DescribeInstances"]
-    report = services.workspaces_reconcile()
+    report = reconcile.workspaces_reconcile()
     assert report.checked == 6
     # one batched describe for the six workspaces, one tag scan for orphans
     assert api_call_counts(["DescribeInstances"])["DescribeInstances"] - before == 2
