@@ -18,4 +18,5 @@ RUN useradd --system --home /app carrel && mkdir -p /var/lib/carrel && chown car
 USER carrel
 
 EXPOSE 8000
-CMD ["gunicorn", "platform_site.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "3", "--access-logfile", "-"]
+# No gunicorn access log (it would print secrets in URLs); Carrel's own, redacted, is on by default here.
+CMD ["gunicorn", "platform_site.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "3"]

@@ -3,7 +3,7 @@ from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.db.models import Count
 
 from accounts import services
-from accounts.models import ApiToken, Membership, Organization, User
+from accounts.models import ApiToken, FailedAuthCounter, Membership, Organization, User
 
 
 class MembershipInline(admin.TabularInline):
@@ -94,3 +94,20 @@ class ApiTokenAdmin(admin.ModelAdmin):
         for token in queryset:
             services.token_revoke(actor=request.user, token=token)
         self.message_user(request, f"Revoked {queryset.count()} token(s).", messages.SUCCESS)
+
+
+@admin.register(FailedAuthCounter)
+class FailedAuthCounterAdmin(admin.ModelAdmin):
+    """Failed authentications per address or credential hash in the current window. Deleting a row lifts
+    that limit at once (for instance to unlock an account after a password reset)."""
+
+    list_display = ["key", "count", "window_end"]
+    search_fields = ["key"]
+    ordering = ["-window_end", "-count"]
+    readonly_fields = ["key", "count", "window_end"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False

@@ -1,7 +1,7 @@
 """Login providers, users, API tokens, organizations and their members. Thin: services do the work."""
 
 from allauth.socialaccount.adapter import get_adapter as get_social_adapter
-from django.contrib.auth import authenticate, logout
+from django.contrib.auth import logout
 from django.http import HttpResponseRedirect
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -12,6 +12,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts import selectors, services
+from accounts.authentication import password_authenticate
 from accounts.models import ApiToken, Membership, Organization, TokenScope, User
 from accounts.serializers import (
     AuthProviderSerializer,
@@ -28,7 +29,6 @@ from accounts.serializers import (
     TokenSerializer,
     UserProfileSerializer,
 )
-from platform_site.api import ratelimit
 from platform_site.api.views import ScopedAPIView
 from platform_site.errors import NotFound
 
@@ -201,17 +201,24 @@ class TokenDetailView(ScopedAPIView):
 
 
 class TokenRevokeView(APIView):
-    # A token may always revoke itself, even a read-only one.
+    # A token may always revoke itself, even a read-only one; revoking another token needs `write`.
     required_scope = "any"
 
     @extend_schema(
-        summary="Revoke the caller's token whose SHA-256 (hex) is in the path. A token can revoke itself.",
+        summary=(
+            "Revoke the caller's token whose SHA-256 (hex) is in the path. A token can revoke itself; "
+            "revoking another token needs the write scope (or a session)."
+        ),
         request=None,
         responses=TokenSerializer,
         tags=["tokens"],
     )
     def post(self, request, digest: str):
-        token = services.token_revoke_by_digest(actor=request.user, digest=digest)
+        token = services.token_revoke_by_digest(
+            actor=request.user,
+            digest=digest,
+            via_token=request.auth if isinstance(request.auth, ApiToken) else None,
+        )
         return Response(TokenSerializer(token).data)
 
 
@@ -221,7 +228,8 @@ class TokenPurgeView(APIView):
     @extend_schema(
         summary=(
             "Delete all of a user's API tokens. Authenticate with e-mail and password in the body "
-            "(checked first when given), or a session, or a token with the write scope."
+            "(checked first when given, under the same failed-login lockout as the login page), or a "
+            "session, or a token with the write scope."
         ),
         request=TokenPurgeSerializer,
         responses=TokenPurgeResultSerializer,
@@ -232,13 +240,7 @@ class TokenPurgeView(APIView):
         form.is_valid(raise_exception=True)
         email, password = form.validated_data.get("email"), form.validated_data.get("password")
         if email and password:
-            ip = getattr(request._request, "client_ip", None)
-            wait = ratelimit.failed_auth_wait(ip)
-            if wait is not None:
-                raise exceptions.Throttled(wait=wait, detail="Too many failed authentications.", code="AUTH_THROTTLED")
-            user = authenticate(request._request, email=email, password=password)
-            if user is None:  # counted against the IP by accounts.signals.count_failed_login
-                raise exceptions.AuthenticationFailed("Wrong e-mail or password.", code="AUTHENTICATION_FAILED")
+            user = password_authenticate(request._request, email=email, password=password)
         elif request.user.is_authenticated:
             user = request.user
             if isinstance(request.auth, ApiToken) and not request.auth.has_scope(TokenScope.WRITE):

@@ -1,10 +1,29 @@
 from django.contrib.auth.models import AbstractUser, UserManager
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
 from platform_site.ids import new_organization_id, new_token_id
 from platform_site.tenancy import ScopedQuerySet
+from platform_site.text import unsafe_characters
+
+
+def validate_one_line_text(value: str) -> None:
+    """Model-field validator (admin and model forms): no control or bidirectional-override characters.
+    Services check the same with platform_site.text.clean_name."""
+    bad = unsafe_characters(value or "")
+    if bad:
+        raise ValidationError(
+            "Must not contain control or bidirectional-override characters (%(chars)s).",
+            code="unsafe_characters",
+            params={"chars": ", ".join(bad)},
+        )
+
+
+def without_unsafe_characters(value: str) -> str:
+    """`value` with control and bidirectional-override characters removed (for names other systems send)."""
+    return "".join(char for char in value if not unsafe_characters(char))
 
 
 class OrgRole(models.TextChoices):
@@ -51,6 +70,8 @@ class User(AbstractUser):
     """A person. E-mail is the login; `username` is the public handle in /api/v1/users/{username}."""
 
     email = models.EmailField("e-mail address", unique=True)
+    first_name = models.CharField("first name", max_length=150, blank=True, validators=[validate_one_line_text])
+    last_name = models.CharField("last name", max_length=150, blank=True, validators=[validate_one_line_text])
 
     USERNAME_FIELD = "email"
     EMAIL_FIELD = "email"
@@ -67,7 +88,8 @@ class User(AbstractUser):
 
     @property
     def display_name(self) -> str:
-        return self.get_full_name() or self.username
+        # Names may come from an OAuth provider or predate validation: never show a control character.
+        return without_unsafe_characters(self.get_full_name()).strip() or self.username
 
 
 class OrganizationQuerySet(ScopedQuerySet):
@@ -79,7 +101,7 @@ class Organization(models.Model):
     """The tenant. Every tenant-owned row reaches one of these by a foreign key."""
 
     id = models.CharField(primary_key=True, max_length=32, default=new_organization_id, editable=False)
-    name = models.CharField(max_length=200)
+    name = models.CharField(max_length=200, validators=[validate_one_line_text])
     slug = models.SlugField(max_length=80, unique=True)
     created_at = models.DateTimeField(default=timezone.now)
 
@@ -136,7 +158,7 @@ class ApiToken(models.Model):
 
     id = models.CharField(primary_key=True, max_length=32, default=new_token_id, editable=False)
     user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="api_tokens")
-    name = models.CharField(max_length=100)
+    name = models.CharField(max_length=100, validators=[validate_one_line_text])
     prefix = models.CharField(max_length=16, help_text="The first characters of the token, to recognise it.")
     token_hash = models.CharField(max_length=64, unique=True, help_text="SHA-256 of the token, hex.")
     scopes = models.JSONField(default=list)
@@ -165,3 +187,23 @@ class ApiToken(models.Model):
 
     def has_scope(self, scope: str) -> bool:
         return scope in self.scopes
+
+
+class FailedAuthCounter(models.Model):
+    """Failed authentications in one fixed window, for one client address or one credential (keyed by a
+    SHA-256, never the credential itself): platform_site.api.ratelimit's failed-auth limit.
+
+    In the database rather than the cache because a cache may cull or evict a counter, and an attacker
+    controls how many cache entries there are (the file cache culls at MAX_ENTRIES). Rows of ended windows
+    are deleted whenever a new row is created.
+    """
+
+    key = models.CharField(max_length=128, unique=True)
+    count = models.PositiveIntegerField(default=0)
+    window_end = models.DateTimeField(db_index=True)
+
+    class Meta:
+        verbose_name = "failed-authentication counter"
+
+    def __str__(self) -> str:
+        return f"{self.key}: {self.count}"

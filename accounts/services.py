@@ -14,6 +14,7 @@ from django.utils.text import slugify
 from accounts.models import ORG_ROLE_RANK, ApiToken, Membership, Organization, OrgRole, TokenScope, User
 from audit.services import audit_record
 from platform_site.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
+from platform_site.text import clean_name
 
 # --- Roles ------------------------------------------------------------------------------------
 
@@ -32,6 +33,30 @@ def require_org_role(*, user, organization: Organization, minimum: str) -> str:
     return role
 
 
+# --- People ------------------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def user_update_profile(
+    *, actor: User, user: User, first_name: str | None = None, last_name: str | None = None
+) -> User:
+    """A person changes their own name (platform superusers anyone's). Names are one clean line."""
+    if user.pk != actor.pk and not actor.is_superuser:
+        raise PermissionDenied("You can change only your own profile.")
+    changes = {}
+    for field, value in (("first_name", first_name), ("last_name", last_name)):
+        if value is None:
+            continue
+        value = clean_name(value, field=field) if value.strip() else ""
+        if value != getattr(user, field):
+            changes[field] = [getattr(user, field), value]
+            setattr(user, field, value)
+    if changes:
+        user.save(update_fields=list(changes))
+        audit_record(actor=actor, action="user.update", target=user, metadata=changes)
+    return user
+
+
 # --- Organizations ------------------------------------------------------------------------------
 
 
@@ -46,6 +71,7 @@ def _unique_org_slug(name: str) -> str:
 
 @transaction.atomic
 def organization_create(*, actor: User, name: str, slug: str | None = None) -> Organization:
+    name = clean_name(name)
     if slug and Organization.objects.filter(slug=slug).exists():
         raise Conflict(f"The slug '{slug}' is taken.", code="NAME_TAKEN", fields={"slug": ["This slug is taken."]})
     organization = Organization.objects.create(name=name, slug=slug or _unique_org_slug(name))
@@ -57,6 +83,8 @@ def organization_create(*, actor: User, name: str, slug: str | None = None) -> O
 @transaction.atomic
 def organization_update(*, actor: User, organization: Organization, name: str | None = None) -> Organization:
     require_org_role(user=actor, organization=organization, minimum=OrgRole.ADMIN)
+    if name is not None:
+        name = clean_name(name)
     changes = {}
     if name is not None and name != organization.name:
         changes["name"] = [organization.name, name]
@@ -215,6 +243,7 @@ def token_create(
     expires_at: datetime | None = None,
     via_token: ApiToken | None = None,
 ) -> IssuedToken:
+    name = clean_name(name)
     scopes = sorted(set(scopes))
     unknown = [scope for scope in scopes if scope not in TokenScope.values]
     if not scopes or unknown:
@@ -276,8 +305,20 @@ def token_revoke(*, actor: User, token: ApiToken) -> ApiToken:
     return token
 
 
-def token_revoke_by_digest(*, actor: User, digest: str) -> ApiToken:
-    token = ApiToken.objects.visible_to(actor).filter(token_hash=digest.lower()).first()
+def token_revoke_by_digest(*, actor: User, digest: str, via_token: ApiToken | None = None) -> ApiToken:
+    """Any token may revoke itself; revoking another token through a token needs its `write` scope."""
+    digest = digest.lower()
+    if (
+        via_token is not None
+        and via_token.token_hash != digest  # the caller's own token: nothing secret to time
+        and not via_token.has_scope(TokenScope.WRITE)
+    ):
+        raise PermissionDenied(
+            "A token without the 'write' scope can revoke only itself.",
+            code="INSUFFICIENT_SCOPE",
+            remediation="Use a token with the 'write' scope, or the token you want to revoke.",
+        )
+    token = ApiToken.objects.visible_to(actor).filter(token_hash=digest).first()
     if token is None:
         raise NotFound("No token of yours has this SHA-256.", code="TOKEN_NOT_FOUND")
     return token_revoke(actor=actor, token=token)

@@ -21,8 +21,12 @@ def audit_login(sender, request, user, **kwargs) -> None:
 
 @receiver(user_login_failed)
 def count_failed_login(sender, credentials, request=None, **kwargs) -> None:
-    # Failed password logins count against the same per-IP budget as bad bearer tokens.
+    # Failed password logins count against the address (the budget bad bearer tokens share) and against
+    # the account's e-mail, whatever address they come from (accounts.authentication's lockout).
     from platform_site.api import ratelimit
 
-    if request is not None:
-        ratelimit.record_failed_auth(getattr(request, "client_ip", None))
+    login = credentials.get("email") or credentials.get("username")
+    account = [("email", login)] if isinstance(login, str) and login else []
+    ratelimit.record_failed_auth(
+        getattr(request, "client_ip", None), credentials=account, per_address=request is not None
+    )

@@ -1,31 +1,135 @@
 import logging
+import re
+import time
 
+from django.conf import settings
+from django.core.exceptions import DisallowedHost
 from django.http import HttpRequest, HttpResponse
 
 from platform_site import request_context
 
+# allauth's rate limits read the client address from this header (ALLAUTH_TRUSTED_CLIENT_IP_HEADER). The
+# middleware always overwrites it with request_context.client_ip's answer, so allauth and Carrel agree on
+# the address and a value the client sends under that name is never used.
+CLIENT_IP_HEADER = "X-Carrel-Client-IP"
+CLIENT_IP_META = "HTTP_" + CLIENT_IP_HEADER.upper().replace("-", "_")
+
+access_logger = logging.getLogger("carrel.access")
+security_logger = logging.getLogger("django.security.DisallowedHost")
+
 
 class RequestContextMiddleware:
-    """Gives every request an id (echoed as X-Request-ID) and publishes id and client IP."""
+    """Gives every request an id (echoed as X-Request-ID) and publishes id and client IP.
+
+    Under /api/ it also answers two kinds of bad request with the error envelope before anything else
+    runs: a Host header not in ALLOWED_HOSTS (400 BAD_HOST) and a body larger than
+    DATA_UPLOAD_MAX_MEMORY_SIZE (413 REQUEST_TOO_LARGE).
+    """
 
     def __init__(self, get_response):
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
+        started = time.monotonic()
         request.request_id = request_context.request_id_for(request)
         request.client_ip = request_context.client_ip(request)
+        request.META.pop(CLIENT_IP_META, None)
+        if request.client_ip:
+            request.META[CLIENT_IP_META] = request.client_ip
+        request.__dict__.pop("headers", None)  # rebuilt from META on next use
         token = request_context.activate(
             request_context.RequestContext(request_id=request.request_id, ip=request.client_ip)
         )
         try:
-            response = self.get_response(request)
+            response = self._refuse_early(request) or self.get_response(request)
         finally:
             request_context.deactivate(token)
         response["X-Request-ID"] = request.request_id
+        if settings.CARREL_ACCESS_LOG:
+            access_logger.info(
+                "%s %s %s %dms",
+                request.method,
+                redact_secrets(request.get_full_path()),
+                response.status_code,
+                (time.monotonic() - started) * 1000,
+            )
         return response
+
+    def _refuse_early(self, request: HttpRequest) -> HttpResponse | None:
+        if not request.path.startswith("/api/"):
+            return None
+        from platform_site.api.errors import REMEDIATION_BAD_HOST, REMEDIATION_TOO_LARGE, json_error
+
+        try:
+            request.get_host()
+        except DisallowedHost as exc:
+            security_logger.warning("%s", exc)
+            return json_error(
+                request,
+                status_code=400,
+                code="BAD_HOST",
+                message="The Host header names a host this server does not serve.",
+                details="The host is not in ALLOWED_HOSTS.",
+                remediation=REMEDIATION_BAD_HOST,
+            )
+        try:
+            length = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            length = 0
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        if limit is not None and length > limit:
+            return json_error(
+                request,
+                status_code=413,
+                code="REQUEST_TOO_LARGE",
+                message="The request body is too large.",
+                details=f"The body has {length} bytes; the limit is {limit}.",
+                remediation=REMEDIATION_TOO_LARGE,
+            )
+        return None
 
 
 class RequestContextLogFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         record.request_id = request_context.current().request_id or "-"
+        return True
+
+
+# --- Secrets never reach a log ----------------------------------------------------------------------
+
+# Query parameters that carry credentials: OAuth `code`/`state`/`access_token`, allauth keys, anything
+# named like a token, secret, password, key or signature.
+_SECRET_QUERY_RE = re.compile(
+    r"(?i)(?P<name>[?&;](?:[\w.\-\[\]]*(?:token|secret|passw(?:or)?d|key|signature)|code|sig|state|auth)=)"
+    r"[^&;#\s\"'<>]*"
+)
+# Paths that carry a secret as a segment: the e-mailed invitation link, allauth's e-mail confirmation
+# and password reset links.
+_SECRET_PATH_RE = re.compile(
+    r"(?P<name>/(?:invitations/accept|accounts/confirm-email|accounts/password/reset/key)/)[^/?#\s\"'<>]+"
+)
+_BEARER_RE = re.compile(r"(?i)(?P<name>\bbearer\s+)[^\s\"',;]+")
+_CARREL_TOKEN_RE = re.compile(r"(?P<name>\bcarrel_)[A-Za-z0-9_\-]{16,}")
+REDACTED = "[redacted]"
+
+
+def redact_secrets(text: str) -> str:
+    """`text` (a URL, a request line, a log message) with credentials replaced by [redacted]."""
+    for pattern in (_SECRET_QUERY_RE, _SECRET_PATH_RE, _BEARER_RE, _CARREL_TOKEN_RE):
+        text = pattern.sub(lambda match: match.group("name") + REDACTED, text)
+    return text
+
+
+class RedactSecretsLogFilter(logging.Filter):
+    """Rewrites a record's message with redact_secrets: request lines of runserver (`django.server`),
+    `django.request` warnings, the access log, anything else that prints a URL."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # a malformed record is the logging module's to report, not ours
+            return True
+        redacted = redact_secrets(message)
+        if redacted != message:
+            record.msg, record.args = redacted, None
         return True

@@ -5,6 +5,7 @@ so the middleware publishes them in a context variable.
 """
 
 import contextvars
+import ipaddress
 import re
 import uuid
 from dataclasses import dataclass
@@ -37,14 +38,44 @@ def deactivate(token: contextvars.Token) -> None:
     _current.reset(token)
 
 
+def valid_ip(value: object) -> str | None:
+    """`value` as a canonical IP address string, or None when it is not exactly one address.
+
+    Whatever ends up here is stored (audit trail, token last-use, firewall rules) and used as a rate-limit
+    key, so anything else than a plain IPv4 or IPv6 address (a host name, `1.2.3.4.5`, markup, a port, an
+    IPv6 zone) is refused rather than cleaned up. IPv4-mapped IPv6 addresses count as their IPv4 address.
+    """
+    if not isinstance(value, str) or not value or len(value) > 45:
+        return None
+    try:
+        address = ipaddress.ip_address(value.strip())
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.scope_id is not None:
+            return None
+        if address.ipv4_mapped is not None:
+            address = address.ipv4_mapped
+    return str(address)
+
+
 def client_ip(request: HttpRequest) -> str | None:
-    """REMOTE_ADDR, or the address the last trusted proxy saw when proxies are configured."""
+    """The client's address: REMOTE_ADDR, or the one the outermost trusted proxy saw.
+
+    With CARREL_TRUSTED_PROXY_COUNT = N, each of our N proxies appends the address it received the
+    connection from to X-Forwarded-For, so the Nth entry from the right was written by the outermost
+    trusted proxy: everything left of it is whatever the client sent and is ignored. When that entry is
+    missing or is not a valid IP address, the address falls back to REMOTE_ADDR (the nearest proxy);
+    an invalid address is never returned.
+    """
     proxies = settings.CARREL_TRUSTED_PROXY_COUNT
     if proxies > 0:
-        forwarded = [part.strip() for part in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if part.strip()]
+        forwarded = [part.strip() for part in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")]
         if len(forwarded) >= proxies:
-            return forwarded[-proxies]
-    return request.META.get("REMOTE_ADDR") or None
+            trusted = valid_ip(forwarded[-proxies])
+            if trusted is not None:
+                return trusted
+    return valid_ip(request.META.get("REMOTE_ADDR"))
 
 
 def request_id_for(request: HttpRequest) -> str:

@@ -13,5 +13,8 @@ urlpatterns = [
     re_path(r"^api/", api_route_not_found),
 ]
 
+# Under /api/ every error, including those Django answers itself, is the JSON envelope.
+handler400 = "platform_site.api.errors.handler400"
+handler403 = "platform_site.api.errors.handler403"
 handler404 = "platform_site.api.errors.handler404"
 handler500 = "platform_site.api.errors.handler500"

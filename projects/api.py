@@ -117,7 +117,12 @@ class _ProjectMembersView(ScopedAPIView):
         return project
 
     def refine_queryset(self, queryset):
-        return queryset.filter(project_id=self.kwargs["project_id"]).select_related("user", "project__organization")
+        # Members whose access expired are not members any more, even before the periodic task removes them.
+        return (
+            queryset.current()
+            .filter(project_id=self.kwargs["project_id"])
+            .select_related("user", "project__organization")
+        )
 
 
 class ProjectMembersView(mixins.ListModelMixin, _ProjectMembersView):

@@ -28,7 +28,7 @@ class ProjectQuerySet(ScopedQuerySet):
         administered = Membership.objects.filter(user=user, role__in=[OrgRole.OWNER, OrgRole.ADMIN]).values(
             "organization_id"
         )
-        member_of = ProjectMember.objects.filter(user=user).values("project_id")
+        member_of = ProjectMember.objects.current().filter(user=user).values("project_id")
         return self.filter(deleted_at__isnull=True).filter(Q(organization_id__in=administered) | Q(pk__in=member_of))
 
 
@@ -64,6 +64,11 @@ class Project(models.Model):
 class ProjectMemberQuerySet(ScopedQuerySet):
     def visible_to(self, user) -> "ProjectMemberQuerySet":
         return self.filter(project__in=Project.objects.visible_to(user))
+
+    def current(self) -> "ProjectMemberQuerySet":
+        """Memberships in force now. One whose `expires_at` has passed grants nothing, even before the
+        periodic task (invitations.tasks) deletes it: every role check and visibility query uses this."""
+        return self.filter(Q(expires_at__isnull=True) | Q(expires_at__gt=timezone.now()))
 
 
 class ProjectMember(models.Model):

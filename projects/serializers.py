@@ -1,8 +1,19 @@
+from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from projects.models import Project, ProjectMember, ProjectRole
 from projects.services import effective_project_role
+
+
+class CurrentMembersListSerializer(serializers.ListSerializer):
+    """Lists only memberships in force: one whose access expired is not shown, even before it is swept.
+    Filters in Python so that prefetched members cost no query."""
+
+    def to_representation(self, data):
+        members = data.all() if hasattr(data, "all") else data
+        now = timezone.now()
+        return super().to_representation([m for m in members if m.expires_at is None or m.expires_at > now])
 
 
 class ProjectMemberSerializer(serializers.ModelSerializer):
@@ -15,6 +26,7 @@ class ProjectMemberSerializer(serializers.ModelSerializer):
         model = ProjectMember
         fields = ["username", "email", "name", "role", "join_date"]
         read_only_fields = fields
+        list_serializer_class = CurrentMembersListSerializer
 
 
 class ProjectSerializer(serializers.ModelSerializer):

@@ -6,6 +6,7 @@ from django.utils import timezone
 from accounts.models import Membership, Organization, OrgRole, User
 from audit.services import audit_record
 from platform_site.errors import Conflict, PermissionDenied, ValidationFailed
+from platform_site.text import clean_name, clean_text
 from projects.models import PROJECT_ROLE_RANK, Project, ProjectMember, ProjectRole
 
 # An organization's owners own all its projects; its admins administer them.
@@ -18,7 +19,9 @@ def effective_project_role(*, project_role: str | None, org_role: str | None) ->
 
 
 def project_role_of(*, user, project: Project) -> str | None:
-    project_role = ProjectMember.objects.filter(project=project, user=user).values_list("role", flat=True).first()
+    project_role = (
+        ProjectMember.objects.current().filter(project=project, user=user).values_list("role", flat=True).first()
+    )
     org_role = (
         Membership.objects.filter(organization_id=project.organization_id, user=user)
         .values_list("role", flat=True)
@@ -62,6 +65,8 @@ def project_create(
     members: list[dict] | None = None,
 ) -> Project:
     """Any member of the organization may create a project; the creator becomes its owner."""
+    name = clean_name(name)
+    description = clean_text(description or "", field="description", allow_newlines=True)
     if not Membership.objects.filter(organization=organization, user=actor).exists():
         raise PermissionDenied("Only members of the organization can create projects in it.")
     if Project.objects.filter(organization=organization, name=name, deleted_at__isnull=True).exists():
@@ -98,6 +103,10 @@ def project_update(
     *, actor: User, project: Project, name: str | None = None, description: str | None = None
 ) -> Project:
     require_project_role(user=actor, project=project, minimum=ProjectRole.ADMIN)
+    if name is not None:
+        name = clean_name(name)
+    if description is not None:
+        description = clean_text(description, field="description", allow_newlines=True)
     changes = {}
     if name is not None and name != project.name:
         if (
@@ -153,7 +162,11 @@ def project_member_add(*, actor: User, project: Project, email: str, role: str) 
         )
     member, created = ProjectMember.objects.get_or_create(project=project, user=user, defaults={"role": role})
     if not created:
-        raise Conflict(f"{user.email} is already a member of the project.", code="ALREADY_MEMBER")
+        if member.expires_at is None or member.expires_at > timezone.now():
+            raise Conflict(f"{user.email} is already a member of the project.", code="ALREADY_MEMBER")
+        # A membership whose access expired (not yet swept by the periodic task) is renewed, without expiry.
+        member.role, member.expires_at, member.joined_at = role, None, timezone.now()
+        member.save(update_fields=["role", "expires_at", "joined_at"])
     audit_record(
         actor=actor,
         action="project_member.create",
@@ -165,7 +178,8 @@ def project_member_add(*, actor: User, project: Project, email: str, role: str) 
 
 
 def _lock_project_owners(project: Project) -> list[ProjectMember]:
-    return list(ProjectMember.objects.select_for_update().filter(project=project, role=ProjectRole.OWNER))
+    # An owner whose access has expired no longer counts: they cannot keep the project owned.
+    return list(ProjectMember.objects.select_for_update().current().filter(project=project, role=ProjectRole.OWNER))
 
 
 @transaction.atomic

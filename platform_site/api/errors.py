@@ -7,6 +7,8 @@ Validation errors add "fields": {field: [messages]}. Codes are stable and upper-
 
 import logging
 
+from django.conf import settings
+from django.core.exceptions import DisallowedHost, RequestDataTooBig, SuspiciousOperation
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.http import Http404, HttpRequest, JsonResponse
 from django.utils import timezone
@@ -80,6 +82,9 @@ ERROR_CODES: dict[str, str] = {
     "PROVIDER_UNAVAILABLE": "The cloud provider is throttling or unreachable (503); retry after `Retry-After` seconds.",
     "AMBIGUOUS_REFERENCE": "The name matches several workspaces you can see; use the id or add ?project=.",
     "INTERNAL_ERROR": "An unexpected server error; quote `request_id` when reporting it.",
+    "BAD_REQUEST": "The request is malformed (for example a form body that cannot be parsed).",
+    "BAD_HOST": "The Host header names a host this server does not serve.",
+    "REQUEST_TOO_LARGE": "The request body exceeds the size limit (413).",
 }
 
 _REMEDIATION = {
@@ -163,6 +168,8 @@ def exception_handler(exc, context) -> Response:
         if isinstance(exc, errors.ProviderUnavailable):
             headers["Retry-After"] = str(exc.retry_after)
         return Response(data, status=exc.status_code, headers=headers)
+    if isinstance(exc, SuspiciousOperation):
+        return _suspicious_operation_response(exc, response_class=Response)
     if isinstance(exc, Http404):
         exc = drf_exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
@@ -224,9 +231,12 @@ def exception_handler(exc, context) -> Response:
     return Response(data, status=status.HTTP_500_INTERNAL_SERVER_ERROR)
 
 
-def json_error(request: HttpRequest, *, status_code: int, code: str, message: str, details: str = "") -> JsonResponse:
+def json_error(
+    request: HttpRequest, *, status_code: int, code: str, message: str, details: str = "", remediation: str = ""
+) -> JsonResponse:
     return JsonResponse(
-        envelope(status_code=status_code, code=code, message=message, details=details), status=status_code
+        envelope(status_code=status_code, code=code, message=message, details=details, remediation=remediation),
+        status=status_code,
     )
 
 
@@ -256,3 +266,67 @@ def handler404(request: HttpRequest, exception=None):
     from django.views.defaults import page_not_found
 
     return page_not_found(request, exception)
+
+
+# --- Failures Django answers before (or instead of) a DRF view ---------------------------------------
+
+REMEDIATION_TOO_LARGE = "Send a smaller body; API requests are small JSON objects."
+REMEDIATION_BAD_HOST = "Use the host name the site is served under."
+REMEDIATION_CSRF = "Send the csrftoken cookie's value in the X-CSRFToken header, or authenticate with a bearer token."
+
+
+def _suspicious_operation_response(exc: Exception, *, response_class=JsonResponse):
+    """A body over DATA_UPLOAD_MAX_MEMORY_SIZE is 413; a bad Host or another malformed request is 400."""
+    if isinstance(exc, RequestDataTooBig):
+        status_code, code = 413, "REQUEST_TOO_LARGE"
+        message = "The request body is too large."
+        details = f"The limit is {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes."
+        remediation = REMEDIATION_TOO_LARGE
+    elif isinstance(exc, DisallowedHost):
+        status_code, code = 400, "BAD_HOST"
+        message = "The Host header names a host this server does not serve."
+        details = "The host is not in ALLOWED_HOSTS."
+        remediation = REMEDIATION_BAD_HOST
+    else:
+        status_code, code = 400, "BAD_REQUEST"
+        message = "The request is malformed."
+        details = exc.__class__.__name__
+        remediation = "Send a well-formed request: a JSON object body with Content-Type: application/json."
+    data = envelope(status_code=status_code, code=code, message=message, details=details, remediation=remediation)
+    return response_class(data, status=status_code)
+
+
+def handler400(request: HttpRequest, exception=None):
+    """Django's bad-request handler (DisallowedHost, RequestDataTooBig, unparsable forms) under /api/."""
+    if request.path.startswith("/api/"):
+        return _suspicious_operation_response(exception if exception is not None else SuspiciousOperation())
+    from django.views.defaults import bad_request
+
+    return bad_request(request, exception)
+
+
+def handler403(request: HttpRequest, exception=None):
+    """PermissionDenied raised outside a DRF view."""
+    if request.path.startswith("/api/"):
+        return json_error(
+            request, status_code=403, code="PERMISSION_DENIED", message="You do not have permission to do this."
+        )
+    from django.views.defaults import permission_denied
+
+    return permission_denied(request, exception)
+
+
+def csrf_failure(request: HttpRequest, reason: str = ""):
+    """CSRF_FAILURE_VIEW: Django's CSRF middleware refusing a request to a non-DRF view under /api/."""
+    if request.path.startswith("/api/"):
+        return json_error(
+            request,
+            status_code=403,
+            code="CSRF_FAILED",
+            message="CSRF verification failed.",
+            details=f"CSRF Failed: {reason}" if reason else "",
+            remediation=REMEDIATION_CSRF,
+        )
+    from django.views.csrf import csrf_failure as django_csrf_failure
+
+    return django_csrf_failure(request, reason=reason)

@@ -4,16 +4,21 @@
 
 Counters live in the Django cache: Redis when REDIS_URL is set (INCR is atomic, so concurrent web
 processes share one count), the local cache otherwise. A caller is counted per bearer token, else
-per logged-in user, else per client IP. Failed authentications are counted per IP separately.
+per logged-in user, else per client IP. Failed authentications are counted separately, in the database
+(see below).
 """
 
 import hashlib
 import re
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.core.cache import cache
+from django.db import IntegrityError, transaction
+from django.db.models import F
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
 from platform_site.api.errors import envelope
@@ -82,17 +87,69 @@ def peek(scope: str, ident: str, rate: str) -> Window:
     return Window(limit=limit, count=int(cache.get(key, 0)), reset=reset)
 
 
-# --- Failed authentication, per client IP ----------------------------------------------------
+# --- Failed authentication, per client address and per credential ----------------------------
+#
+# Counted in the database (accounts.FailedAuthCounter), not the cache: a cache may cull or evict a counter
+# (the file cache used without Redis culls a third of its entries at MAX_ENTRIES), and whoever fails
+# authentication on purpose controls how many cache entries there are.
+#
+# Each failure counts against the client address and against the credential presented (a token's or an
+# e-mail's SHA-256), so rotating addresses does not reset the count for a credential. Callers decide what
+# an exceeded limit means: a bearer token is checked first and only an invalid one is refused, so a bad
+# neighbour never locks out a valid token; a password check for an account over its limit is refused
+# before the password is looked at (a lockout), as allauth does.
+
+Credential = tuple[str, str]  # (kind, value): ("token", secret) or ("email", address)
 
 
-def failed_auth_wait(ip: str | None) -> int | None:
-    """Seconds to wait if this IP has failed authentication too often in the current window."""
-    window = peek("authfail", ip or "unknown", settings.CARREL_FAILED_AUTH_LIMIT)
-    return window.retry_after() if window.count >= window.limit else None
+def credential_ident(kind: str, value: str) -> str:
+    value = value.strip().lower() if kind == "email" else value
+    return f"{kind}:{hashlib.sha256(value.encode('utf-8', 'surrogatepass')).hexdigest()}"
 
 
-def record_failed_auth(ip: str | None) -> None:
-    hit("authfail", ip or "unknown", settings.CARREL_FAILED_AUTH_LIMIT)
+def _failed_auth_keys(
+    ip: str | None, credentials: Iterable[Credential], *, per_address: bool = True
+) -> tuple[list[str], int, int]:
+    """The counter keys of the current window, the limit and the window's end (epoch seconds)."""
+    limit, period = parse_rate(settings.CARREL_FAILED_AUTH_LIMIT)
+    start = int(time.time() // period * period)
+    idents = [f"ip:{ip or 'unknown'}"] if per_address else []
+    idents += [credential_ident(kind, value) for kind, value in credentials]
+    return [f"authfail:{ident}:{period}:{start}" for ident in idents], limit, start + period
+
+
+def failed_auth_wait(ip: str | None, *, credentials: Iterable[Credential] = (), per_address: bool = True) -> int | None:
+    """Seconds to wait if the address (unless per_address=False) or any of the credentials failed too
+    often in the current window, else None."""
+    from accounts.models import FailedAuthCounter
+
+    keys, limit, reset = _failed_auth_keys(ip, list(credentials), per_address=per_address)
+    if not keys:
+        return None
+    counts = FailedAuthCounter.objects.filter(key__in=keys).values_list("count", flat=True)
+    if any(count >= limit for count in counts):
+        return max(1, int(reset - time.time()))
+    return None
+
+
+def record_failed_auth(ip: str | None, *, credentials: Iterable[Credential] = (), per_address: bool = True) -> None:
+    """Count one failure against the address and each credential (an atomic upsert per key)."""
+    from accounts.models import FailedAuthCounter
+
+    keys, _, reset = _failed_auth_keys(ip, list(credentials), per_address=per_address)
+    window_end = datetime.fromtimestamp(reset, tz=UTC)
+    created = False
+    for key in keys:
+        if FailedAuthCounter.objects.filter(key=key).update(count=F("count") + 1):
+            continue
+        try:
+            with transaction.atomic():
+                FailedAuthCounter.objects.create(key=key, count=1, window_end=window_end)
+            created = True
+        except IntegrityError:  # another process created it first
+            FailedAuthCounter.objects.filter(key=key).update(count=F("count") + 1)
+    if created:
+        FailedAuthCounter.objects.filter(window_end__lt=datetime.now(tz=UTC) - timedelta(seconds=5)).delete()
 
 
 # --- The middleware ------------------------------------------------------------------------------

@@ -129,6 +129,8 @@ else:
 
 AUTH_USER_MODEL = "accounts.User"
 AUTHENTICATION_BACKENDS = [
+    # Refuses every password check for an account over CARREL_FAILED_AUTH_LIMIT (kept in the database).
+    "accounts.authentication.FailedLoginLockoutBackend",
     "django.contrib.auth.backends.ModelBackend",
     "allauth.account.auth_backends.AuthenticationBackend",
 ]
@@ -165,7 +167,15 @@ ACCOUNT_LOGIN_ON_EMAIL_CONFIRMATION = True
 ACCOUNT_DEFAULT_HTTP_PROTOCOL = os.environ.get("CARREL_HTTP_PROTOCOL", "http")
 ACCOUNT_FORMS = {"login": "invitations.forms.PrefilledLoginForm"}
 ACCOUNT_ADAPTER = "invitations.adapter.AccountAdapter"
+SOCIALACCOUNT_ADAPTER = "accounts.adapter.SocialAccountAdapter"
 SOCIALACCOUNT_EMAIL_AUTHENTICATION = False
+# Failed password logins (the login page and POST /api/v1/tokens/purge share these counters): per client
+# address and per account; a locked account is refused even with the right password.
+ACCOUNT_RATE_LIMITS = {"login_failed": "10/m/ip,5/5m/key"}
+# allauth takes the client address from this header, which platform_site.middleware always sets to
+# Carrel's own answer (see CARREL_TRUSTED_PROXY_COUNT); without it allauth would count every request
+# behind the TLS proxy as coming from the proxy.
+ALLAUTH_TRUSTED_CLIENT_IP_HEADER = "X-Carrel-Client-IP"
 SOCIALACCOUNT_STORE_TOKENS = False
 
 
@@ -219,6 +229,11 @@ CARREL_INVITATION_SEND_RETRIES = 5
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "Carrel <carrel@localhost>")
 
 # --- REST API ---------------------------------------------------------------------------------
+# The largest request body (the non-file part of a form): API bodies are small JSON objects. Larger ones
+# answer 413 REQUEST_TOO_LARGE under /api/.
+DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
+# CSRF failures of plain Django views under /api/ answer with the error envelope too.
+CSRF_FAILURE_VIEW = "platform_site.api.errors.csrf_failure"
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "accounts.authentication.BearerTokenAuthentication",
@@ -227,6 +242,12 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": [
         "rest_framework.permissions.IsAuthenticated",
         "accounts.authentication.TokenScopePermission",
+    ],
+    # Bodies are JSON objects (bounded size and nesting); forms are accepted for the browsable API.
+    "DEFAULT_PARSER_CLASSES": [
+        "platform_site.api.parsers.JSONObjectParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
     ],
     "DEFAULT_RENDERER_CLASSES": [
         "rest_framework.renderers.JSONRenderer",
@@ -267,10 +288,16 @@ CARREL_RATE_LIMITS = {
     "user": os.environ.get("CARREL_RATE_LIMIT_USER", "3600/hour"),
     "ip": os.environ.get("CARREL_RATE_LIMIT_IP", "600/hour"),
 }
-# Failed authentications (bad, expired or revoked tokens; wrong passwords) tolerated per IP.
+# Failed authentications (bad, expired or revoked tokens; wrong passwords) tolerated per client address
+# and per credential (a token, an account's e-mail) in one window. Counted in the database.
 CARREL_FAILED_AUTH_LIMIT = os.environ.get("CARREL_FAILED_AUTH_LIMIT", "20/15min")
-# How many proxies in front of the app append to X-Forwarded-For (0: trust REMOTE_ADDR only).
+# How many proxies in front of the app append to X-Forwarded-For (0: trust REMOTE_ADDR only). The client
+# address is the Nth entry from the right, the one the outermost trusted proxy appended; REMOTE_ADDR when
+# that entry is missing or not an IP address. Set it only when every request reaches the app through them.
 CARREL_TRUSTED_PROXY_COUNT = int(os.environ.get("CARREL_TRUSTED_PROXY_COUNT", "0"))
+# One line per request on the `carrel.access` logger, with secrets in URLs redacted (production: gunicorn
+# runs without its own access log, which would print invitation and confirmation links whole).
+CARREL_ACCESS_LOG = env_bool("CARREL_ACCESS_LOG", False)
 CARREL_TOKEN_PREFIX = "carrel_"
 
 # --- Cloud ------------------------------------------------------------------------------------
@@ -325,16 +352,39 @@ CELERY_BEAT_SCHEDULE = {
 }
 CARREL_WORKER_HEARTBEAT_MAX_AGE = 120
 
+# Every handler redacts secrets (tokens, OAuth codes, invitation and confirmation links) from messages.
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"request_context": {"()": "platform_site.middleware.RequestContextLogFilter"}},
+    "filters": {
+        "request_context": {"()": "platform_site.middleware.RequestContextLogFilter"},
+        "redact_secrets": {"()": "platform_site.middleware.RedactSecretsLogFilter"},
+    },
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+        "django.server": {
+            "()": "django.utils.log.ServerFormatter",
+            "format": "[{server_time}] {message}",
+            "style": "{",
+        },
     },
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["request_context"]},
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "plain",
+            "filters": ["redact_secrets", "request_context"],
+        },
+        "django.server": {
+            "class": "logging.StreamHandler",
+            "formatter": "django.server",
+            "filters": ["redact_secrets"],
+        },
     },
     "root": {"handlers": ["console"], "level": os.environ.get("CARREL_LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        # runserver's request lines (the sandbox), with query strings.
+        "django.server": {"handlers": ["django.server"], "level": "INFO", "propagate": False},
+        "django.request": {"filters": ["redact_secrets"]},
+    },
 }

@@ -32,3 +32,5 @@ SESSION_COOKIE_SECURE = True
 SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_SECURE = True
 X_FRAME_OPTIONS = "DENY"
+# gunicorn runs without an access log (it would print URLs whole); Carrel's own one redacts secrets.
+CARREL_ACCESS_LOG = env_bool("CARREL_ACCESS_LOG", True)
