@@ -22,8 +22,10 @@ def database_url() -> str:
 
 
 @contextmanager
-def celery_worker(log_dir: Path, **extra_env):
-    """A real worker process (solo pool) on the test database; its log is log_dir/worker.log."""
+def celery_worker(log_dir: Path, *, beat: bool = False, **extra_env):
+    """A real worker process (solo pool) on the test database; its log is log_dir/worker.log.
+    With `beat`, it also runs Celery beat (the periodic tasks) in the same process."""
+    log_dir.mkdir(parents=True, exist_ok=True)
     env = {
         **os.environ,
         **SANDBOX_AWS_ENV,
@@ -48,6 +50,7 @@ def celery_worker(log_dir: Path, **extra_env):
             "--without-heartbeat",
             "--without-mingle",
             "--without-gossip",
+            *(["--beat", "--schedule", str(log_dir / "beat-schedule")] if beat else []),
         ],
         cwd=settings.BASE_DIR,
         env=env,

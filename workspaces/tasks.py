@@ -11,8 +11,13 @@ logger = logging.getLogger("carrel.workspaces")
 RETRYABLE = (cloud.TransientCloudError, services.StillWaiting)
 
 
-def backoff(retries: int) -> int:
-    return min(2 ** (retries + 1), 60)
+# A launch retries sooner than other work: a dead worker's launch is resumed only once its lease (renewed up
+# to the next retry) has run out, and that must happen well within two minutes.
+LAUNCH_MAX_BACKOFF = 30
+
+
+def backoff(retries: int, ceiling: int = 60) -> int:
+    return min(2 ** (retries + 1), ceiling)
 
 
 @shared_task(bind=True, acks_late=True, max_retries=10, ignore_result=True)
@@ -24,7 +29,7 @@ def provision_workspace(self, job_id: str) -> None:
             code = getattr(error, "code", "LAUNCH_TIMEOUT")
             services.workspace_launch_failed(job_id=job_id, code=code, message=str(error))
             return
-        countdown = backoff(self.request.retries)
+        countdown = backoff(self.request.retries, LAUNCH_MAX_BACKOFF)
         # The job stays leased while the retry waits, so the launch sweep does not take it over.
         services.job_renew_lease(job_id=job_id, seconds=countdown)
         logger.info("Launch job %s will retry in %ss: %s", job_id, countdown, error)

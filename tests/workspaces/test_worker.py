@@ -1,11 +1,14 @@
 """A real Celery worker (a separate process, not eager mode) takes launches through the broker."""
 
+import os
+import signal
+import time
+
 import pytest
 
 from tests.conftest import bearer_client
 from tests.support import celery_worker, wait_until
 from tests.workspaces.conftest import cloud_instances
-from workspaces import services
 from workspaces.models import ProvisionJob, Workspace
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -37,22 +40,50 @@ def test_a_real_worker_takes_a_launch_from_launching_to_running(owner, project, 
     assert "provision_workspace" in (tmp_path / "worker.log").read_text()
 
 
-def test_a_worker_killed_after_run_instances_leaves_one_instance_which_is_adopted(
-    owner, project, account, ec2, tmp_path, settings
-):
-    with celery_worker(tmp_path, CARREL_CLOUD_FAULTS="exit-after:RunInstances") as worker:
+def test_a_launch_whose_worker_is_killed_resumes_by_itself(owner, project, account, ec2, tmp_path):
+    """SIGKILL a real worker mid-launch (after RunInstances); a new worker with beat, as the sandbox's
+    supervisor or compose's `restart:` starts, finishes the launch within two minutes with nobody calling
+    anything: the lease runs out, the launch sweep re-enqueues the job, the rerun adopts the instance."""
+    fast = {"CARREL_LAUNCH_LEASE_SECONDS": "10", "CARREL_LAUNCH_SWEEP_SECONDS": "5"}
+    # The provider never tells the first worker the instance is running, so it is mid-launch when killed.
+    with celery_worker(
+        tmp_path / "first",
+        CARREL_CLOUD_FAULTS="throttle:DescribeInstances:1000000",
+        CARREL_CLOUD_MAX_ATTEMPTS="1",
+        **fast,
+    ) as first:
         body = launch(owner, project, "doomed-box")
-        wait_until(lambda: worker.poll() is not None, what="the worker to die", log_path=tmp_path / "worker.log")
-    assert worker.returncode != 0
-    workspace = Workspace.objects.get(pk=body["workspace_id"])
-    assert workspace.state == "launching" and workspace.provider_instance_id == ""  # it died before recording
-    assert len(cloud_instances(ec2)) == 1
+        wait_until(lambda: len(cloud_instances(ec2)) == 1, what="RunInstances", log_path=tmp_path / "first/worker.log")
+        wait_until(
+            lambda: ProvisionJob.objects.get(pk=body["job_id"]).steps[2]["status"] == "done",
+            what="the instance step",
+            log_path=tmp_path / "first/worker.log",
+        )
+        os.kill(first.pid, signal.SIGKILL)
+        first.wait(timeout=10)
+    assert first.returncode == -signal.SIGKILL
+    assert Workspace.objects.get(pk=body["workspace_id"]).state == "launching"
 
-    # The message is redelivered (acks_late) or the reconciler re-enqueues the stale launch: either way the
-    # task runs again, finds the tagged instance and adopts it.
-    settings.CARREL_LAUNCH_POLL_SECONDS = 10
-    services.workspace_provision(job_id=body["job_id"])
-    workspace.refresh_from_db()
+    killed_at = time.monotonic()
+    with celery_worker(tmp_path / "second", beat=True, **fast):
+        wait_until(
+            lambda: Workspace.objects.get(pk=body["workspace_id"]).state == "running",
+            timeout=120,
+            what="the launch to resume by itself",
+            log_path=tmp_path / "second/worker.log",
+        )
+    assert time.monotonic() - killed_at < 120
     instances = cloud_instances(ec2)
-    assert len(instances) == 1
-    assert workspace.state == "running" and workspace.provider_instance_id == instances[0]["InstanceId"]
+    workspace = Workspace.objects.get(pk=body["workspace_id"])
+    assert [i["InstanceId"] for i in instances] == [workspace.provider_instance_id]
+    assert ProvisionJob.objects.get(pk=body["job_id"]).status == "succeeded"
+    assert "Resuming launch job" in (tmp_path / "second/worker.log").read_text()
+
+
+def test_the_production_lease_and_sweep_resume_a_launch_within_two_minutes(settings):
+    from workspaces.tasks import LAUNCH_MAX_BACKOFF
+
+    # A live worker renews the lease at every poll and up to its next retry; once a dead worker stops
+    # renewing it, the lease runs out and the next sweep takes the job.
+    worst_case = LAUNCH_MAX_BACKOFF + settings.CARREL_LAUNCH_LEASE_SECONDS + settings.CARREL_LAUNCH_SWEEP_SECONDS
+    assert worst_case < 120

@@ -1,7 +1,8 @@
 """Run the whole sandbox in one terminal: migrate, seed a demo login, then web + worker + beat.
 
 No PostgreSQL, Redis or Docker: SQLite, a file cache and a filesystem Celery broker under var/.
-Ctrl-C stops every process.
+A process that dies is started again (the worker, beat, the web server, the local cloud); Ctrl-C stops
+every process.
 """
 
 import os
@@ -110,11 +111,11 @@ class Command(BaseCommand):
         if seed_only:
             return
         try:
-            self._run(host, port)
+            self._run(host, port, moto, organization)
         finally:
             moto.stop()
 
-    def _run(self, host: str, port: int) -> None:
+    def _run(self, host: str, port: int, moto, organization: Organization) -> None:
         python = sys.executable
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         commands = {
@@ -133,31 +134,75 @@ class Command(BaseCommand):
                 str(settings.VAR_DIR / "celerybeat-schedule"),
             ],
         }
-        processes = {
-            name: subprocess.Popen(command, cwd=settings.BASE_DIR, env=env, start_new_session=True)  # noqa: S603
-            for name, command in commands.items()
-        }
+        supervisor = Supervisor(commands, env=env, log=self.stderr.write)
+        supervisor.start_all()
 
         def stop(*_):
-            for process in processes.values():
-                if process.poll() is None:
-                    os.killpg(process.pid, signal.SIGTERM)
-            deadline = time.time() + 10
-            for process in processes.values():
-                try:
-                    process.wait(timeout=max(0.1, deadline - time.time()))
-                except subprocess.TimeoutExpired:
-                    os.killpg(process.pid, signal.SIGKILL)
+            supervisor.stop_all()
 
         signal.signal(signal.SIGTERM, lambda *_: (stop(), sys.exit(0)))
         try:
             while True:
-                for name, process in processes.items():
-                    if process.poll() is not None:
-                        self.stderr.write(f"{name} exited with {process.returncode}; stopping the sandbox.")
-                        stop()
-                        sys.exit(1)
+                if not supervisor.restart_dead():
+                    self.stderr.write("A process keeps dying; stopping the sandbox (see its log above).")
+                    stop()
+                    sys.exit(1)
+                if moto.process.poll() is not None:
+                    # The local cloud lives in that process's memory: a new one starts empty, and the
+                    # reconciler marks workspaces whose instances are gone as terminated.
+                    self.stderr.write(f"The local cloud exited with {moto.process.returncode}; starting a new one.")
+                    moto.process = start_moto_server(int(moto.url.rsplit(":", 1)[1])).process
+                    point_sandbox_cloud_at(organization=organization, url=moto.url)
                 time.sleep(1)
         except KeyboardInterrupt:
             self.stdout.write("\nStopping the sandbox…")
             stop()
+
+
+class Supervisor:
+    """Keeps the sandbox's processes running: one that dies is started again, as systemd or compose's
+    `restart:` would in production, unless it dies too often (then something is wrong with it)."""
+
+    MAX_RESTARTS = 5
+    WINDOW_SECONDS = 60
+
+    def __init__(self, commands: dict[str, list[str]], *, env: dict, log) -> None:
+        self.commands = commands
+        self.env = env
+        self.log = log
+        self.processes: dict[str, subprocess.Popen] = {}
+        self.restarts: dict[str, list[float]] = {name: [] for name in commands}
+
+    def start(self, name: str) -> None:
+        self.processes[name] = subprocess.Popen(  # noqa: S603
+            self.commands[name], cwd=settings.BASE_DIR, env=self.env, start_new_session=True
+        )
+
+    def start_all(self) -> None:
+        for name in self.commands:
+            self.start(name)
+
+    def restart_dead(self) -> bool:
+        """Restart what died. False when a process died more than MAX_RESTARTS times in the window."""
+        now = time.monotonic()
+        for name, process in self.processes.items():
+            if process.poll() is None:
+                continue
+            recent = [at for at in self.restarts[name] if now - at < self.WINDOW_SECONDS]
+            if len(recent) >= self.MAX_RESTARTS:
+                return False
+            self.restarts[name] = [*recent, now]
+            self.log(f"{name} exited with {process.returncode}; starting it again.")
+            self.start(name)
+        return True
+
+    def stop_all(self) -> None:
+        for process in self.processes.values():
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+        deadline = time.time() + 10
+        for process in self.processes.values():
+            try:
+                process.wait(timeout=max(0.1, deadline - time.time()))
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
