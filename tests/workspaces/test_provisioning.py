@@ -310,3 +310,21 @@ def test_firewall_rules_reach_the_security_group(
     with django_capture_on_commit_callbacks(execute=True):
         assert owner_client.delete("/api/v1/instances/fw/firewall").status_code == 204
     assert ingress(ec2, workspace.security_group_id) == []
+
+
+def test_a_launch_whose_security_group_disappeared_recreates_it(owner_client, project, account, ec2, settings):
+    settings.CARREL_LAUNCH_POLL_SECONDS = 5
+    workspace, job_id = request_launch(owner_client, project, name="lost-group")
+    # An earlier attempt made the group; then someone deleted it before the instance was launched.
+    group = ec2.create_security_group(GroupName="carrel-stale", Description="deleted below")["GroupId"]
+    ec2.delete_security_group(GroupId=group)
+    Workspace.objects.filter(pk=workspace.pk).update(security_group_id=group)
+    ProvisionJob.objects.filter(pk=job_id).update(attempts=1)
+
+    services.workspace_provision(job_id=job_id)
+
+    workspace.refresh_from_db()
+    assert workspace.state == "running"
+    assert workspace.security_group_id not in ("", group)
+    instance = cloud_instances(ec2)[0]
+    assert [g["GroupId"] for g in instance["SecurityGroups"]] == [workspace.security_group_id]
