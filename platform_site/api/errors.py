@@ -81,6 +81,11 @@ ERROR_CODES: dict[str, str] = {
     "AUTH_THROTTLED": "Too many failed authentications from this address; wait for `Retry-After` seconds.",
     "PROVIDER_UNAVAILABLE": "The cloud provider is throttling or unreachable (503); retry after `Retry-After` seconds.",
     "AMBIGUOUS_REFERENCE": "The name matches several workspaces you can see; use the id or add ?project=.",
+    "NAME_LOOKS_LIKE_ID": "Workspace names may not look like a workspace id (ws_…) or an instance id (i-…).",
+    "FIREWALL_RULE_NOT_FOUND": "The workspace has no firewall rule at that position.",
+    "TTL_LIMIT_EXCEEDED": "The TTL would pass the longest allowed (the platform's or the template's limit).",
+    "EMAIL_NOT_VERIFIED": "Inviting people needs a verified e-mail address (403).",
+    "INVITATION_RATE_LIMITED": "The daily invitation limit (per inviter or per organization) is spent (429).",
     "INTERNAL_ERROR": "An unexpected server error; quote `request_id` when reporting it.",
     "BAD_REQUEST": "The request is malformed (for example a form body that cannot be parsed).",
     "BAD_HOST": "The Host header names a host this server does not serve.",
@@ -165,8 +170,9 @@ def exception_handler(exc, context) -> Response:
             fields=exc.fields,
             extra=exc.extra,
         )
-        if isinstance(exc, errors.ProviderUnavailable):
-            headers["Retry-After"] = str(exc.retry_after)
+        retry_after = getattr(exc, "retry_after", None)
+        if retry_after is not None:
+            headers["Retry-After"] = str(max(1, int(retry_after)))
         return Response(data, status=exc.status_code, headers=headers)
     if isinstance(exc, SuspiciousOperation):
         return _suspicious_operation_response(exc, response_class=Response)

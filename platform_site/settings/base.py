@@ -226,6 +226,10 @@ CARREL_INVITATION_TTL_DAYS = int(os.environ.get("CARREL_INVITATION_TTL_DAYS", "7
 # Off: the accepting account must own the invited address as a verified e-mail.
 CARREL_INVITATIONS_ALLOW_ANY_ACCOUNT = env_bool("CARREL_INVITATIONS_ALLOW_ANY_ACCOUNT", False)
 CARREL_INVITATION_SEND_RETRIES = 5
+# Daily invitation limits (rolling 24 hours; resends count), and the largest bulk request.
+CARREL_INVITATIONS_PER_INVITER_PER_DAY = int(os.environ.get("CARREL_INVITATIONS_PER_INVITER_PER_DAY", "50"))
+CARREL_INVITATIONS_PER_ORGANIZATION_PER_DAY = int(os.environ.get("CARREL_INVITATIONS_PER_ORGANIZATION_PER_DAY", "200"))
+CARREL_INVITATIONS_BULK_MAX = int(os.environ.get("CARREL_INVITATIONS_BULK_MAX", "100"))
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "Carrel <carrel@localhost>")
 
 # --- REST API ---------------------------------------------------------------------------------
@@ -307,9 +311,17 @@ CARREL_CLOUD_MAX_ATTEMPTS = int(os.environ.get("CARREL_CLOUD_MAX_ATTEMPTS", "5")
 CARREL_CLOUD_FAULTS = os.environ.get("CARREL_CLOUD_FAULTS", "")
 # How long a launch task polls for `running` before handing the wait to a later retry.
 CARREL_LAUNCH_POLL_SECONDS = float(os.environ.get("CARREL_LAUNCH_POLL_SECONDS", "60"))
-# A launch with no progress for this long is taken over by the reconciler (worker died).
-CARREL_LAUNCH_STALE_SECONDS = int(os.environ.get("CARREL_LAUNCH_STALE_SECONDS", "300"))
+# A launch whose lease ran out (its worker died: no heartbeat, no retry scheduled) is resumed by the
+# launch sweep, which runs every CARREL_LAUNCH_SWEEP_SECONDS: together well under two minutes.
+CARREL_LAUNCH_LEASE_SECONDS = int(os.environ.get("CARREL_LAUNCH_LEASE_SECONDS", "45"))
+CARREL_LAUNCH_SWEEP_SECONDS = int(os.environ.get("CARREL_LAUNCH_SWEEP_SECONDS", "30"))
+# A launch still queued after this long lost its message (a broker restart): the sweep enqueues it again.
+CARREL_LAUNCH_QUEUED_STALE_SECONDS = int(os.environ.get("CARREL_LAUNCH_QUEUED_STALE_SECONDS", "600"))
+# A workspace stuck in stopping/starting/hibernating/resuming/resizing this long takes the provider's state.
+CARREL_TRANSITION_STUCK_SECONDS = int(os.environ.get("CARREL_TRANSITION_STUCK_SECONDS", "900"))
 CARREL_DEFAULT_TTL_EXTENSION_HOURS = 4
+# The longest TTL one extension may set (from now), unless the template's `max_ttl_hours` is lower.
+CARREL_MAX_TTL_HOURS = int(os.environ.get("CARREL_MAX_TTL_HOURS", "168"))
 
 # --- Celery ---------------------------------------------------------------------------------
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL") or REDIS_URL or "filesystem://localhost//"
@@ -348,6 +360,10 @@ CELERY_BEAT_SCHEDULE = {
     "reconcile-workspaces": {
         "task": "workspaces.tasks.reconcile_workspaces",
         "schedule": timedelta(minutes=2),
+    },
+    "resume-stalled-launches": {
+        "task": "workspaces.tasks.resume_stalled_launches",
+        "schedule": timedelta(seconds=CARREL_LAUNCH_SWEEP_SECONDS),
     },
 }
 CARREL_WORKER_HEARTBEAT_MAX_AGE = 120
