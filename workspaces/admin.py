@@ -81,11 +81,27 @@ class WorkspaceAdmin(admin.ModelAdmin):
 
 @admin.register(CloudAccount)
 class CloudAccountAdmin(admin.ModelAdmin):
-    list_display = ["name", "organization", "provider", "region", "credential_source", "endpoint_url", "is_default"]
+    list_display = [
+        "name",
+        "organization",
+        "provider",
+        "region",
+        "credential_source",
+        "endpoint_url",
+        "is_default",
+        "last_reconciled_at",
+        "reconcile_healthy",
+    ]
     list_filter = ["provider", "region", "credential_source", "organization"]
     search_fields = ["name", "id", "role_arn", "organization__name"]
     list_select_related = ["organization"]
-    readonly_fields = ["id", "created_at"]
+    readonly_fields = ["id", "created_at", "last_reconciled_at", "last_reconcile_error", "last_reconcile_error_at"]
+
+    @admin.display(boolean=True, description="Reconciles")
+    def reconcile_healthy(self, account: CloudAccount) -> bool | None:
+        if account.last_reconciled_at is None:
+            return None
+        return not account.last_reconcile_error
 
 
 @admin.register(StateTransition)

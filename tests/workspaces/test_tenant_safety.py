@@ -8,6 +8,7 @@ account stopping reconciliation, SSH opened to the world in halves, and workspac
 from datetime import timedelta
 
 import pytest
+from django.test import Client
 from django.utils import timezone
 
 from accounts.models import OrgRole
@@ -211,6 +212,13 @@ def test_it_reconciles_every_account_when_one_is_broken(two_tenants, account, ec
     errors = {row["id"]: row["last_reconcile_error"] for row in status["cloud_accounts"]}
     assert errors == {broken.pk: broken.last_reconcile_error, two_tenants["account_b"].pk: ""}
     assert status["status"] == "degraded"
+    admin = make_user("root@carrel.example")
+    admin.is_staff = admin.is_superuser = True
+    admin.save()
+    browser = Client()
+    browser.force_login(admin)
+    page = browser.get(f"/admin/workspaces/cloudaccount/{broken.pk}/change/").content.decode()
+    assert "Could not connect to the endpoint URL" in page
 
 
 def test_it_hands_a_workspace_stuck_in_a_transition_to_the_providers_state(two_tenants, settings):
