@@ -400,7 +400,14 @@ LOGGING = {
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
         # runserver's request lines (the sandbox), with query strings.
-        "django.server": {"handlers": ["django.server"], "level": "INFO", "propagate": False},
+        "django.server": {
+            "handlers": ["django.server"],
+            "filters": ["redact_secrets"],
+            "level": "INFO",
+            "propagate": False,
+        },
+        # Logger filters too, so that handlers added elsewhere (Django's own, a test's) see redacted records.
         "django.request": {"filters": ["redact_secrets"]},
+        "carrel.access": {"filters": ["redact_secrets"]},
     },
 }

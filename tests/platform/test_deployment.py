@@ -62,3 +62,14 @@ def test_docker_compose_runs_the_production_stack():
     assert (ROOT / "Dockerfile").exists()
     requirements = (ROOT / "requirements.txt").read_text()
     assert all("==" in line for line in requirements.splitlines() if line and not line.startswith("#"))
+
+
+def test_it_publishes_the_web_port_on_loopback_only():
+    # The TLS proxy runs on the host: nothing else may reach gunicorn and forge X-Forwarded-For.
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    for name, service in compose["services"].items():
+        for mapping in service.get("ports", []):
+            published = mapping if isinstance(mapping, str) else f"{mapping.get('host_ip', '')}:{mapping['published']}"
+            assert published.startswith(("127.0.0.1:", "[::1]:")), (name, mapping)
+    assert compose["services"]["web"]["ports"] == ["127.0.0.1:8000:8000"]
+    assert "127.0.0.1" in (ROOT / "README.md").read_text().split("## Production", 1)[1].split("###", 1)[0]
