@@ -99,3 +99,19 @@ def pytest_sessionfinish(session, exitstatus):
     run_id = os.environ.get("CARREL_TEST_RUN_ID")
     if run_id:
         shutil.rmtree(settings.VAR_DIR / "test-broker" / run_id, ignore_errors=True)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    """In CI (.ci/run exports CARREL_REQUIRE_BROWSER=1) a browser test may not skip: a skip whose reason
+    mentions Chromium is reported as a failure, so a missing or broken browser cannot pass unnoticed."""
+    import os
+
+    report = yield
+    if report.skipped and os.environ.get("CARREL_REQUIRE_BROWSER") == "1" and not hasattr(report, "wasxfail"):
+        longrepr = report.longrepr
+        reason = longrepr[2] if isinstance(longrepr, tuple) and len(longrepr) == 3 else str(longrepr)
+        if "chromium" in reason.lower():
+            report.outcome = "failed"
+            report.longrepr = f"CARREL_REQUIRE_BROWSER=1 but the browser test was skipped: {reason}"
+    return report
