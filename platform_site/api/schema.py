@@ -1,4 +1,20 @@
-"""OpenAPI additions: the error envelope, error responses and rate-limit headers on every operation."""
+"""OpenAPI additions: the error envelope, every error status an operation can answer, rate-limit headers.
+
+Views declare their successful responses; this hook declares the errors, by rules that follow the machinery
+every request goes through (schemathesis checks in CI that nothing else comes back, see scripts/contract.sh):
+
+- every operation: 400 (a Host header not served, a malformed query), 406 (an Accept header no renderer
+  matches), 429 (rate limits) and 500;
+- every operation that needs credentials: 401, and 403 (a role too low, a read-only token, CSRF on a session);
+- 404 wherever an object is looked up: a path parameter, a reference in the body or query, a page past the last;
+- 409 on every change (POST, PUT, PATCH, DELETE): a state, a name or a role that conflicts; and on every
+  operation that takes a workspace reference (`{name}` under /instances and /logs): a name several visible
+  workspaces share is AMBIGUOUS_REFERENCE, and some reads need a state (connect needs `running`);
+- 413 on every request that may carry a body, 415 where the operation reads one;
+- 410 on the answers to an invitation (expired, revoked);
+- 503 PROVIDER_UNAVAILABLE with Retry-After where the cloud provider is called during the request, and the
+  healthcheck's own 503 (its usual body, "degraded").
+"""
 
 from platform_site.api.errors import ERROR_CODES
 
@@ -28,6 +44,8 @@ ERROR_ENVELOPE = {
         "error": {
             "type": "object",
             "required": ["code", "message", "details", "remediation", "timestamp", "request_id"],
+            # Some errors carry more members (below); clients must ignore the ones they do not know.
+            "additionalProperties": True,
             "properties": {
                 "code": {
                     "type": "string",
@@ -43,29 +61,86 @@ ERROR_ENVELOPE = {
                 "fields": {
                     "type": "object",
                     "additionalProperties": {"type": "array", "items": {"type": "string"}},
-                    "description": "Validation errors by field path (VALIDATION_ERROR only).",
+                    "description": "Validation errors by field path (VALIDATION_ERROR and other 400s).",
                 },
+                "candidates": {
+                    "type": "array",
+                    "items": {"type": "object", "additionalProperties": True},
+                    "description": "AMBIGUOUS_REFERENCE: the objects the reference could mean (use one's id).",
+                },
+                "limit": {"type": "integer", "description": "Sending limits: the limit that was reached."},
+                "remaining": {"type": "integer", "description": "Sending limits: what is left of it now."},
+                "requested": {"type": "integer", "description": "Sending limits: what the request needed."},
+                "retry_after": {"type": "integer", "description": "Seconds until retrying may succeed."},
             },
         }
     },
 }
 
 _ERROR_RESPONSES = {
-    "400": "Invalid request (VALIDATION_ERROR, PARSE_ERROR).",
+    "400": "Invalid request (VALIDATION_ERROR, PARSE_ERROR, BAD_HOST, ...); see `fields`.",
     "401": "Missing or invalid credentials.",
-    "403": "Not allowed (PERMISSION_DENIED, INSUFFICIENT_SCOPE, CSRF_FAILED).",
+    "403": "Not allowed (PERMISSION_DENIED, INSUFFICIENT_SCOPE, CSRF_FAILED, ...).",
     "404": "Not found, or not visible to the caller.",
-    "405": "Method not allowed.",
+    "405": "Method not allowed (for methods an endpoint does not list).",
+    "406": "No response format matches the Accept header.",
     "409": "Conflicts with the current state.",
+    "410": "Gone: the invitation expired or was revoked.",
+    "413": "The request body is too large.",
+    "415": "The request body has a content type the endpoint does not accept.",
     "429": "Rate limit spent; see Retry-After.",
     "500": "Unexpected server error.",
+    "503": "The cloud provider is throttling or unreachable (PROVIDER_UNAVAILABLE); see Retry-After.",
 }
 
 _PUBLIC_OPERATIONS = {"healthcheck_retrieve", "auth_providers_list", "auth_login_retrieve"}
+# Operations that look nothing up: no path parameter, no reference in the body or query, no pages.
+_NOTHING_TO_FIND = {
+    "healthcheck_retrieve",
+    "auth_providers_list",
+    "auth_logout_create",
+    "daemon_status_retrieve",
+    "me_profile_retrieve",
+    "tokens_create",
+    "tokens_purge_create",
+    "organizations_create",
+    "templates_list",
+    "templates_validate_retrieve",
+    "logs_list",
+    "profiles_list",
+    "invitations_me_list",
+}
+# Paths whose operations may call the cloud provider while the request waits.
+_PROVIDER_PATH_PREFIXES = ("/api/v1/instances", "/api/v1/logs/")
+# Paths that take a workspace reference: a name, a workspace id or an instance id.
+_WORKSPACE_REFERENCE_PREFIXES = ("/api/v1/instances/{name}", "/api/v1/logs/{name}")
+_ANSWER_PATH_PREFIX = "/api/v1/invitations/{invitation_id}/"
+_BODY_METHODS = {"post", "put", "patch", "delete"}
+_CHANGE_METHODS = {"post", "put", "patch", "delete"}
 
 
 def _header_refs() -> dict:
     return {name: {"$ref": f"#/components/headers/{name}"} for name in RATE_LIMIT_HEADERS}
+
+
+def _error_statuses(path: str, method: str, operation: dict) -> list[str]:
+    operation_id = operation.get("operationId", "")
+    statuses = ["400", "406", "429", "500"]
+    if operation_id not in _PUBLIC_OPERATIONS:
+        statuses += ["401", "403"]
+    if operation_id not in _NOTHING_TO_FIND:
+        statuses.append("404")
+    if method in _CHANGE_METHODS or path.startswith(_WORKSPACE_REFERENCE_PREFIXES):
+        statuses.append("409")
+    if method in _BODY_METHODS:
+        statuses.append("413")
+    if "requestBody" in operation:
+        statuses.append("415")
+    if path.startswith(_ANSWER_PATH_PREFIX) and method == "post":
+        statuses.append("410")
+    if path.startswith(_PROVIDER_PATH_PREFIXES) or operation_id == "healthcheck_retrieve":
+        statuses.append("503")
+    return statuses
 
 
 def add_envelope_and_rate_limit_headers(result, generator, request, public):
@@ -75,10 +150,12 @@ def add_envelope_and_rate_limit_headers(result, generator, request, public):
     responses = components.setdefault("responses", {})
     for status, description in _ERROR_RESPONSES.items():
         headers = _header_refs()
-        if status == "429":
+        if status in ("429", "503"):
             headers["Retry-After"] = {"description": "Seconds to wait.", "schema": {"type": "integer"}}
         if status == "401":
             headers["WWW-Authenticate"] = {"description": "The auth scheme (Bearer).", "schema": {"type": "string"}}
+        if status == "405":
+            headers["Allow"] = {"description": "The methods the endpoint allows.", "schema": {"type": "string"}}
         responses[f"Error{status}"] = {
             "description": description,
             "headers": headers,
@@ -92,16 +169,13 @@ def add_envelope_and_rate_limit_headers(result, generator, request, public):
             for response in operation.get("responses", {}).values():
                 if "$ref" not in response:
                     response.setdefault("headers", {}).update(_header_refs())
-            codes = ["429", "500"]
-            if operation.get("operationId") not in _PUBLIC_OPERATIONS:
-                codes += ["401", "403"]
-            if "{" in path:
-                codes.append("404")
-            if method in {"post", "put", "patch"}:
-                codes.append("400")
-            if method in {"post", "put", "patch", "delete"}:
-                codes.append("409")
-            for status in codes:
+            statuses = _error_statuses(path, method, operation)
+            if operation.get("operationId") == "healthcheck_retrieve" and "200" in operation["responses"]:
+                # The healthcheck answers 503 with its usual body ("degraded") when the database is unreachable.
+                degraded = dict(operation["responses"]["200"])
+                degraded["description"] = "Degraded: the database is unreachable."
+                operation["responses"].setdefault("503", degraded)
+            for status in statuses:
                 operation["responses"].setdefault(status, {"$ref": f"#/components/responses/Error{status}"})
             if operation.get("operationId") in _PUBLIC_OPERATIONS:
                 operation["security"] = [{}]
