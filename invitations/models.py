@@ -37,9 +37,11 @@ class InvitationQuerySet(ScopedQuerySet):
         admin_orgs = Membership.objects.filter(user=user, role__in=[OrgRole.OWNER, OrgRole.ADMIN]).values(
             "organization_id"
         )
-        admin_projects = ProjectMember.objects.filter(
-            user=user, role__in=[ProjectRole.OWNER, ProjectRole.ADMIN]
-        ).values("project_id")
+        admin_projects = (
+            ProjectMember.objects.current()
+            .filter(user=user, role__in=[ProjectRole.OWNER, ProjectRole.ADMIN])
+            .values("project_id")
+        )
         verified = EmailAddress.objects.filter(user=user, verified=True).values("email")
         return self.filter(project__deleted_at__isnull=True).filter(
             Q(project__organization_id__in=admin_orgs) | Q(project_id__in=admin_projects) | Q(email__in=verified)

@@ -298,7 +298,7 @@ def _check_role(*, actor_role: str, role: str) -> None:
 
 
 def _is_member(project: Project, email: str) -> bool:
-    return ProjectMember.objects.filter(project=project, user__email=email).exists()
+    return ProjectMember.objects.current().filter(project=project, user__email=email).exists()
 
 
 def _enqueue_delivery(invitation: Invitation) -> None:
@@ -505,7 +505,11 @@ def invitation_accept(
             user=actor,
             defaults={"role": invitation.role, "expires_at": invitation.access_expires_at},
         )
-        if not created and PROJECT_ROLE_RANK[invitation.role] > PROJECT_ROLE_RANK[member.role]:
+        if not created and member.expires_at is not None and member.expires_at <= now:
+            # Access that ran out (and was not yet swept away) is granted anew, as the invitation says.
+            member.role, member.expires_at = invitation.role, invitation.access_expires_at
+            member.save(update_fields=["role", "expires_at"])
+        elif not created and PROJECT_ROLE_RANK[invitation.role] > PROJECT_ROLE_RANK[member.role]:
             member.role = invitation.role
             member.save(update_fields=["role"])
         audit_record(

@@ -13,7 +13,7 @@ def projects_for(*, user, queryset: QuerySet | None = None) -> QuerySet:
         .prefetch_related(Prefetch("members", queryset=ProjectMember.objects.select_related("user")))
         .annotate(
             caller_project_role=Subquery(
-                ProjectMember.objects.filter(project=OuterRef("pk"), user=user).values("role")[:1]
+                ProjectMember.objects.current().filter(project=OuterRef("pk"), user=user).values("role")[:1]
             ),
             caller_org_role=Subquery(
                 Membership.objects.filter(organization=OuterRef("organization_id"), user=user).values("role")[:1]

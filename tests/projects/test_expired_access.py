@@ -76,3 +76,18 @@ def test_an_owner_whose_access_expired_does_not_keep_the_project_owned(owner, pr
 
     with pytest.raises(Conflict):
         services.project_member_remove(actor=owner, member=ProjectMember.objects.get(user=owner))
+
+
+def test_it_shows_no_invitations_to_an_admin_whose_access_expired(owner_client, project, guest):
+    from allauth.account.models import EmailAddress
+
+    EmailAddress.objects.create(user=project.created_by, email=project.created_by.email, verified=True, primary=True)
+    sent = owner_client.post(
+        "/api/v1/invitations/send", {"project_id": project.id, "email": "new@partner.example"}, format="json"
+    )
+    assert sent.status_code in (200, 201), sent.content
+    client = bearer_client(guest)
+    assert len(client.get(f"/api/v1/invitations/project/{project.id}").json()["invitations"]) == 1
+    _expire(guest)
+    response = client.get(f"/api/v1/invitations/project/{project.id}")
+    assert response.status_code == 404 or response.json()["invitations"] == []

@@ -8,6 +8,7 @@ account stopping reconciliation, SSH opened to the world in halves, and workspac
 from datetime import timedelta
 
 import pytest
+from django.contrib.admin.utils import quote
 from django.test import Client
 from django.utils import timezone
 
@@ -217,7 +218,7 @@ def test_it_reconciles_every_account_when_one_is_broken(two_tenants, account, ec
     admin.save()
     browser = Client()
     browser.force_login(admin)
-    page = browser.get(f"/admin/workspaces/cloudaccount/{broken.pk}/change/").content.decode()
+    page = browser.get(f"/admin/workspaces/cloudaccount/{quote(broken.pk)}/change/").content.decode()
     assert "Could not connect to the endpoint URL" in page
 
 
