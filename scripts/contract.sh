@@ -17,6 +17,8 @@
 #   CARREL_CONTRACT_MAX_EXAMPLES  examples per operation and phase (default 15)
 #   CARREL_CONTRACT_SEED       schemathesis's random seed (default fixed, so CI runs are repeatable)
 #   CARREL_CONTRACT_REPORT     folder for the JUnit reports and server logs (default var/contract)
+#   CARREL_CONTRACT_SERVE=1    seed and start the server, print its address and token, and wait (Ctrl-C ends
+#                              it): to reproduce a failure with the curl schemathesis printed
 # Arguments are passed to schemathesis, and then only the main run is made, e.g. to look at one operation:
 #   bash scripts/contract.sh --include-path-regex '^/api/v1/jobs/'
 #
@@ -39,6 +41,7 @@ export REDIS_URL="${CARREL_CONTRACT_REDIS_URL:-redis://127.0.0.1:6379/14}"
 export DJANGO_SETTINGS_MODULE=platform_site.settings.test
 export DJANGO_DEBUG=0
 export CARREL_CACHE_PREFIX=carrel-contract
+export CARREL_ACCESS_LOG=1  # Carrel's own access log (secrets redacted), in the server log
 # Limits raised so that schemathesis measures the API, not the rate limiter (429s would conform and hide the rest).
 export CARREL_RATE_LIMIT_TOKEN=1000000/hour CARREL_RATE_LIMIT_USER=1000000/hour CARREL_RATE_LIMIT_IP=1000000/hour
 export CARREL_FAILED_AUTH_LIMIT=1000000/15min
@@ -103,11 +106,16 @@ set +a
 PORT="$(free_port)"
 BASE="http://127.0.0.1:$PORT"
 .venv/bin/gunicorn platform_site.wsgi:application --bind "127.0.0.1:$PORT" --workers 2 --threads 4 \
-  --timeout 60 --error-logfile "$REPORT/server.log" --capture-output --access-logfile "$REPORT/access.log" \
-  --access-logformat '%(m)s %(U)s?%(q)s %(s)s' >/dev/null 2>&1 &
+  --timeout 60 --error-logfile "$REPORT/server.log" --capture-output >/dev/null 2>&1 &
 PIDS+=($!)
 wait_for "$BASE/api/v1/healthcheck" "the server" "${PIDS[-1]}" "$REPORT/server.log"
 echo "==> contract: server $BASE, cloud http://127.0.0.1:$MOTO_PORT, $MAX_EXAMPLES examples, seed $SEED"
+if [ "${CARREL_CONTRACT_SERVE:-}" = "1" ]; then
+  echo "contract: serving; try: curl -H 'Authorization: Bearer $CONTRACT_TOKEN' $BASE/api/v1/projects"
+  echo "contract: server log: $REPORT/server.log; Ctrl-C stops it"
+  wait "${PIDS[-1]}"
+  exit 0
+fi
 
 CHECKS=not_a_server_error,status_code_conformance,response_schema_conformance,content_type_conformance
 CHECKS+=,negative_data_rejection

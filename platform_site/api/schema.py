@@ -4,7 +4,8 @@ Views declare their successful responses; this hook declares the errors, by rule
 every request goes through (schemathesis checks in CI that nothing else comes back, see scripts/contract.sh):
 
 - every operation: 400 (a Host header not served, a malformed query), 406 (an Accept header no renderer
-  matches), 429 (rate limits) and 500;
+  matches), 429 (rate limits) and 500; and 414 for a request line longer than the HTTP server takes
+  (gunicorn answers it, in HTML, before the application runs);
 - every operation that needs credentials: 401, and 403 (a role too low, a read-only token, CSRF on a session);
 - 404 wherever an object is looked up: a path parameter, a reference in the body or query, a page past the last;
 - 409 on every change (POST, PUT, PATCH, DELETE): a state, a name or a role that conflicts; and on every
@@ -143,11 +144,19 @@ def _error_statuses(path: str, method: str, operation: dict) -> list[str]:
     return statuses
 
 
+# Answered by the HTTP server (gunicorn's limit_request_line), not by Carrel: no envelope, no rate-limit headers.
+URI_TOO_LONG = {
+    "description": "The request line is longer than the HTTP server accepts (gunicorn: 4094 bytes).",
+    "content": {"text/html": {"schema": {"type": "string"}}},
+}
+
+
 def add_envelope_and_rate_limit_headers(result, generator, request, public):
     components = result.setdefault("components", {})
     components.setdefault("schemas", {})["ErrorEnvelope"] = ERROR_ENVELOPE
     components["headers"] = RATE_LIMIT_HEADERS
     responses = components.setdefault("responses", {})
+    responses["UriTooLong"] = URI_TOO_LONG
     for status, description in _ERROR_RESPONSES.items():
         headers = _header_refs()
         if status in ("429", "503"):
@@ -177,6 +186,7 @@ def add_envelope_and_rate_limit_headers(result, generator, request, public):
                 operation["responses"].setdefault("503", degraded)
             for status in statuses:
                 operation["responses"].setdefault(status, {"$ref": f"#/components/responses/Error{status}"})
+            operation["responses"].setdefault("414", {"$ref": "#/components/responses/UriTooLong"})
             if operation.get("operationId") in _PUBLIC_OPERATIONS:
                 operation["security"] = [{}]
     return result
