@@ -6,7 +6,7 @@ from django.http import HttpResponseRedirect
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
-from rest_framework import exceptions, mixins, serializers, status
+from rest_framework import exceptions, mixins, status
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -29,6 +29,7 @@ from accounts.serializers import (
     TokenSerializer,
     UserProfileSerializer,
 )
+from platform_site.api import fields as strict
 from platform_site.api.views import ScopedAPIView
 from platform_site.errors import NotFound
 
@@ -103,7 +104,7 @@ class AuthLogoutView(APIView):
     @extend_schema(
         summary="End the browser session. Bearer tokens stay valid: revoke them with /api/v1/tokens.",
         request=None,
-        responses=inline_serializer("LogoutResult", {"status": serializers.CharField()}),
+        responses=inline_serializer("LogoutResult", {"status": strict.CharField()}),
         tags=["auth"],
     )
     def post(self, request):

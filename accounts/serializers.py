@@ -2,17 +2,18 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from accounts.models import ApiToken, Membership, Organization, OrgRole, TokenScope, User
+from platform_site.api import fields as strict
 
 
 class OrganizationRefSerializer(serializers.Serializer):
-    id = serializers.CharField(source="organization.id")
-    name = serializers.CharField(source="organization.name")
-    slug = serializers.CharField(source="organization.slug")
-    role = serializers.CharField()
+    id = strict.CharField(source="organization.id")
+    name = strict.CharField(source="organization.name")
+    slug = strict.CharField(source="organization.slug")
+    role = strict.CharField()
 
 
 class UserProfileSerializer(serializers.ModelSerializer):
-    name = serializers.CharField(source="display_name")
+    name = strict.CharField(source="display_name")
     organizations = serializers.SerializerMethodField()
 
     class Meta:
@@ -26,7 +27,7 @@ class UserProfileSerializer(serializers.ModelSerializer):
 
 
 class TokenSerializer(serializers.ModelSerializer):
-    active = serializers.BooleanField(source="is_active", read_only=True)
+    active = strict.BooleanField(source="is_active", read_only=True)
 
     class Meta:
         model = ApiToken
@@ -35,18 +36,18 @@ class TokenSerializer(serializers.ModelSerializer):
 
 
 class TokenCreateSerializer(serializers.Serializer):
-    name = serializers.CharField(max_length=100)
+    name = strict.CharField(max_length=100)
     scopes = serializers.ListField(
-        child=serializers.ChoiceField(choices=TokenScope.choices),
+        child=strict.ChoiceField(choices=TokenScope.choices),
         default=lambda: [TokenScope.READ, TokenScope.WRITE],
         allow_empty=False,
     )
-    expires_at = serializers.DateTimeField(required=False, allow_null=True)
+    expires_at = strict.DateTimeField(required=False, allow_null=True)
 
 
 class TokenCreatedSerializer(TokenSerializer):
-    token = serializers.CharField(help_text="The secret. Shown only in this response; store it now.")
-    sha256 = serializers.CharField(help_text="SHA-256 of the secret, for POST /api/v1/tokens/revoke/{sha256}.")
+    token = strict.CharField(help_text="The secret. Shown only in this response; store it now.")
+    sha256 = strict.CharField(help_text="SHA-256 of the secret, for POST /api/v1/tokens/revoke/{sha256}.")
 
     class Meta(TokenSerializer.Meta):
         fields = [*TokenSerializer.Meta.fields, "token", "sha256"]
@@ -54,17 +55,17 @@ class TokenCreatedSerializer(TokenSerializer):
 
 
 class TokenPurgeSerializer(serializers.Serializer):
-    email = serializers.EmailField(required=False)
-    password = serializers.CharField(required=False, style={"input_type": "password"}, trim_whitespace=False)
+    email = strict.EmailField(required=False)
+    password = strict.CharField(required=False, style={"input_type": "password"}, trim_whitespace=False)
 
 
 class TokenPurgeResultSerializer(serializers.Serializer):
-    deleted = serializers.IntegerField()
+    deleted = strict.IntegerField()
 
 
 class OrganizationSerializer(serializers.ModelSerializer):
-    role = serializers.CharField(source="caller_role", read_only=True, allow_null=True)
-    member_count = serializers.IntegerField(read_only=True)
+    role = strict.CharField(source="caller_role", read_only=True, allow_null=True)
+    member_count = strict.IntegerField(read_only=True)
 
     class Meta:
         model = Organization
@@ -73,19 +74,19 @@ class OrganizationSerializer(serializers.ModelSerializer):
 
 
 class OrganizationCreateSerializer(serializers.Serializer):
-    name = serializers.CharField(max_length=200)
+    name = strict.CharField(max_length=200)
     slug = serializers.SlugField(max_length=80, required=False)
 
 
 class OrganizationUpdateSerializer(serializers.Serializer):
-    name = serializers.CharField(max_length=200)
+    name = strict.CharField(max_length=200)
 
 
 class MembershipSerializer(serializers.ModelSerializer):
-    username = serializers.CharField(source="user.username")
-    email = serializers.EmailField(source="user.email")
-    name = serializers.CharField(source="user.display_name")
-    joined_at = serializers.DateTimeField(source="created_at")
+    username = strict.CharField(source="user.username")
+    email = strict.EmailField(source="user.email")
+    name = strict.CharField(source="user.display_name")
+    joined_at = strict.DateTimeField(source="created_at")
 
     class Meta:
         model = Membership
@@ -94,16 +95,16 @@ class MembershipSerializer(serializers.ModelSerializer):
 
 
 class MembershipCreateSerializer(serializers.Serializer):
-    email = serializers.EmailField()
-    role = serializers.ChoiceField(choices=OrgRole.choices, default=OrgRole.MEMBER)
+    email = strict.EmailField()
+    role = strict.ChoiceField(choices=OrgRole.choices, default=OrgRole.MEMBER)
 
 
 class MembershipUpdateSerializer(serializers.Serializer):
-    role = serializers.ChoiceField(choices=OrgRole.choices)
+    role = strict.ChoiceField(choices=OrgRole.choices)
 
 
 class AuthProviderSerializer(serializers.Serializer):
-    id = serializers.CharField()
-    name = serializers.CharField()
-    type = serializers.ChoiceField(choices=["password", "oauth2", "openid_connect"])
-    login_url = serializers.CharField()
+    id = strict.CharField()
+    name = strict.CharField()
+    type = strict.ChoiceField(choices=["password", "oauth2", "openid_connect"])
+    login_url = strict.CharField()

@@ -7,15 +7,16 @@ from rest_framework.views import APIView
 
 from invitations import services
 from invitations.models import Invitation, InvitationStatus
+from platform_site.api import fields as strict
 from platform_site.errors import NotFound, PermissionDenied, ValidationFailed
 from projects.models import Project, ProjectRole
 from projects.services import project_role_of
 
 
 class InvitationSerializer(serializers.ModelSerializer):
-    project_id = serializers.CharField(source="project.id")
-    project_name = serializers.CharField(source="project.name")
-    invited_by = serializers.EmailField(source="invited_by.email", allow_null=True, default=None)
+    project_id = strict.CharField(source="project.id")
+    project_name = strict.CharField(source="project.name")
+    invited_by = strict.EmailField(source="invited_by.email", allow_null=True, default=None)
     delivery = serializers.SerializerMethodField()
 
     class Meta:
@@ -53,14 +54,14 @@ class InvitationSerializer(serializers.ModelSerializer):
 
 class InvitationListSerializer(serializers.Serializer):
     invitations = InvitationSerializer(many=True)
-    count = serializers.IntegerField()
+    count = strict.IntegerField()
 
 
 class SendSerializer(serializers.Serializer):
-    project_id = serializers.CharField()
-    email = serializers.EmailField()
-    role = serializers.ChoiceField(choices=ProjectRole.choices, default=ProjectRole.MEMBER)
-    message = serializers.CharField(
+    project_id = strict.CharField()
+    email = strict.EmailField()
+    role = strict.ChoiceField(choices=ProjectRole.choices, default=ProjectRole.MEMBER)
+    message = strict.CharField(
         required=False,
         allow_blank=True,
         default="",
@@ -68,42 +69,42 @@ class SendSerializer(serializers.Serializer):
         max_length=services.MESSAGE_MAX_LENGTH,
         help_text="Plain text shown in the e-mail (no HTML, no links made clickable); line breaks allowed.",
     )
-    expires_in_days = serializers.IntegerField(required=False, min_value=1, max_value=90)
-    access_expires_at = serializers.DateTimeField(required=False, allow_null=True)
-    invited_by = serializers.CharField(required=False, help_text="Ignored: the inviter is the caller.")
+    expires_in_days = strict.IntegerField(required=False, min_value=1, max_value=90)
+    access_expires_at = strict.DateTimeField(required=False, allow_null=True)
+    invited_by = strict.CharField(required=False, help_text="Ignored: the inviter is the caller.")
 
 
 class AnswerSerializer(serializers.Serializer):
-    token = serializers.CharField(
+    token = strict.CharField(
         required=False, help_text="The link's token; proves the invitation when any account may accept."
     )
-    reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)
+    reason = strict.CharField(required=False, allow_blank=True, default="", max_length=2000)
 
 
 class BulkRowSerializer(serializers.Serializer):
-    email = serializers.CharField()
-    role = serializers.CharField(required=False, allow_blank=True)
-    message = serializers.CharField(
+    email = strict.CharField()
+    role = strict.CharField(required=False, allow_blank=True)
+    message = strict.CharField(
         required=False, allow_blank=True, trim_whitespace=False, max_length=services.MESSAGE_MAX_LENGTH
     )
 
 
 class BulkSerializer(serializers.Serializer):
-    project_id = serializers.CharField()
+    project_id = strict.CharField()
     invitations = BulkRowSerializer(
         many=True,
         allow_empty=False,
         help_text=f"At most CARREL_INVITATIONS_BULK_MAX rows (default {services.DEFAULT_BULK_MAX}).",
     )
-    default_role = serializers.ChoiceField(choices=ProjectRole.choices, default=ProjectRole.MEMBER)
-    default_message = serializers.CharField(
+    default_role = strict.ChoiceField(choices=ProjectRole.choices, default=ProjectRole.MEMBER)
+    default_message = strict.CharField(
         required=False,
         allow_blank=True,
         default="",
         trim_whitespace=False,
         max_length=services.MESSAGE_MAX_LENGTH,
     )
-    invited_by = serializers.CharField(required=False, help_text="Ignored: the inviter is the caller.")
+    invited_by = strict.CharField(required=False, help_text="Ignored: the inviter is the caller.")
 
     def validate_invitations(self, rows):
         most = services.bulk_max()
@@ -143,7 +144,7 @@ def _project(request, project_id: str) -> Project:
 
 def _status_filter(request, queryset):
     wanted = request.query_params.get("status")
-    if wanted:
+    if wanted is not None:
         if wanted not in InvitationStatus.values:
             raise ValidationFailed(fields={"status": [f"One of {', '.join(InvitationStatus.values)}."]})
         queryset = queryset.filter(status=wanted)
@@ -282,11 +283,11 @@ class InvitationAcceptView(APIView):
         responses=inline_serializer(
             "InvitationAccepted",
             {
-                "id": serializers.CharField(),
-                "project_id": serializers.CharField(),
-                "status": serializers.CharField(),
-                "accepted_at": serializers.DateTimeField(),
-                "message": serializers.CharField(),
+                "id": strict.CharField(),
+                "project_id": strict.CharField(),
+                "status": strict.CharField(),
+                "accepted_at": strict.DateTimeField(),
+                "message": strict.CharField(),
             },
         ),
         tags=["invitations"],
@@ -316,10 +317,10 @@ class InvitationDeclineView(APIView):
         responses=inline_serializer(
             "InvitationDeclined",
             {
-                "id": serializers.CharField(),
-                "status": serializers.CharField(),
-                "declined_at": serializers.DateTimeField(),
-                "decline_reason": serializers.CharField(),
+                "id": strict.CharField(),
+                "status": strict.CharField(),
+                "declined_at": strict.DateTimeField(),
+                "decline_reason": strict.CharField(),
             },
         ),
         tags=["invitations"],
@@ -351,11 +352,11 @@ class InvitationResendView(SendingView):
         responses=inline_serializer(
             "InvitationResent",
             {
-                "id": serializers.CharField(),
-                "status": serializers.CharField(),
-                "resend_count": serializers.IntegerField(),
-                "last_resent": serializers.DateTimeField(),
-                "message": serializers.CharField(),
+                "id": strict.CharField(),
+                "status": strict.CharField(),
+                "resend_count": strict.IntegerField(),
+                "last_resent": strict.DateTimeField(),
+                "message": strict.CharField(),
             },
         ),
         tags=["invitations"],

@@ -86,6 +86,16 @@ class RequestContextMiddleware:
                 details=f"The body has {length} bytes; the limit is {limit}.",
                 remediation=REMEDIATION_TOO_LARGE,
             )
+        # A NUL character can be stored by no text column of PostgreSQL's: refuse it before any query does.
+        if "\x00" in request.path or "%00" in request.META.get("QUERY_STRING", ""):
+            return json_error(
+                request,
+                status_code=400,
+                code="BAD_REQUEST",
+                message="The URL contains a NUL character.",
+                details="Neither the path nor a query parameter may contain %00.",
+                remediation="Remove the NUL (%00) from the URL.",
+            )
         return None
 
 

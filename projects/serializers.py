@@ -2,6 +2,7 @@ from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from platform_site.api import fields as strict
 from projects.models import Project, ProjectMember, ProjectRole
 from projects.services import effective_project_role
 
@@ -17,10 +18,10 @@ class CurrentMembersListSerializer(serializers.ListSerializer):
 
 
 class ProjectMemberSerializer(serializers.ModelSerializer):
-    username = serializers.CharField(source="user.username")
-    email = serializers.EmailField(source="user.email")
-    name = serializers.CharField(source="user.display_name")
-    join_date = serializers.DateTimeField(source="joined_at")
+    username = strict.CharField(source="user.username")
+    email = strict.EmailField(source="user.email")
+    name = strict.CharField(source="user.display_name")
+    join_date = strict.DateTimeField(source="joined_at")
 
     class Meta:
         model = ProjectMember
@@ -30,13 +31,13 @@ class ProjectMemberSerializer(serializers.ModelSerializer):
 
 
 class ProjectSerializer(serializers.ModelSerializer):
-    organization = serializers.CharField(source="organization_id", read_only=True)
-    organization_name = serializers.CharField(source="organization.name", read_only=True)
+    organization = strict.CharField(source="organization_id", read_only=True)
+    organization_name = strict.CharField(source="organization.name", read_only=True)
     members = ProjectMemberSerializer(many=True, read_only=True)
     role = serializers.SerializerMethodField(help_text="The caller's effective role in the project.")
-    active_instances = serializers.IntegerField(read_only=True)
-    live_instances = serializers.IntegerField(read_only=True)
-    total_instances = serializers.IntegerField(read_only=True)
+    active_instances = strict.IntegerField(read_only=True)
+    live_instances = strict.IntegerField(read_only=True)
+    total_instances = strict.IntegerField(read_only=True)
 
     class Meta:
         model = Project
@@ -56,7 +57,7 @@ class ProjectSerializer(serializers.ModelSerializer):
         ]
         read_only_fields = fields
 
-    @extend_schema_field(serializers.ChoiceField(choices=ProjectRole.choices, allow_null=True))
+    @extend_schema_field(strict.ChoiceField(choices=ProjectRole.choices, allow_null=True))
     def get_role(self, project) -> str | None:
         return effective_project_role(
             project_role=getattr(project, "caller_project_role", None),
@@ -65,23 +66,23 @@ class ProjectSerializer(serializers.ModelSerializer):
 
 
 class ProjectMemberInputSerializer(serializers.Serializer):
-    email = serializers.EmailField()
-    role = serializers.ChoiceField(choices=ProjectRole.choices, default=ProjectRole.MEMBER)
+    email = strict.EmailField()
+    role = strict.ChoiceField(choices=ProjectRole.choices, default=ProjectRole.MEMBER)
 
 
 class ProjectCreateSerializer(serializers.Serializer):
-    name = serializers.CharField(max_length=200)
-    description = serializers.CharField(required=False, allow_blank=True, default="")
-    organization = serializers.CharField(
+    name = strict.CharField(max_length=200)
+    description = strict.CharField(required=False, allow_blank=True, default="")
+    organization = strict.CharField(
         required=False, help_text="Organization id; may be omitted when the caller belongs to exactly one."
     )
     members = ProjectMemberInputSerializer(many=True, required=False, default=list)
 
 
 class ProjectUpdateSerializer(serializers.Serializer):
-    name = serializers.CharField(max_length=200, required=False)
-    description = serializers.CharField(required=False, allow_blank=True)
+    name = strict.CharField(max_length=200, required=False)
+    description = strict.CharField(required=False, allow_blank=True)
 
 
 class ProjectMemberUpdateSerializer(serializers.Serializer):
-    role = serializers.ChoiceField(choices=ProjectRole.choices)
+    role = strict.ChoiceField(choices=ProjectRole.choices)

@@ -4,24 +4,25 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.models import Organization
+from platform_site.api import fields as strict
 from platform_site.errors import NotFound, ValidationFailed
 from templates import selectors, services
 from templates.selectors import TemplateView
 
 
 class TemplateSerializer(serializers.Serializer):
-    name = serializers.CharField(source="template.name")
-    slug = serializers.CharField(source="template.slug")
-    description = serializers.CharField(source="template.description")
-    organization = serializers.CharField(source="template.organization_id", allow_null=True)
-    source = serializers.CharField(source="template.source")
-    inherits = serializers.ListField(child=serializers.CharField(), source="template.definition.inherits", default=list)
-    base_os = serializers.CharField(source="resolved.base_os", allow_null=True, default=None)
-    package_manager = serializers.CharField(source="resolved.package_manager", allow_null=True, default=None)
-    packages = serializers.ListField(child=serializers.CharField(), source="resolved.packages", default=list)
-    users = serializers.ListField(child=serializers.CharField(), source="resolved.user_names", default=list)
-    services = serializers.ListField(child=serializers.CharField(), source="resolved.service_names", default=list)
-    ports = serializers.ListField(child=serializers.IntegerField(), source="resolved.ports", default=list)
+    name = strict.CharField(source="template.name")
+    slug = strict.CharField(source="template.slug")
+    description = strict.CharField(source="template.description")
+    organization = strict.CharField(source="template.organization_id", allow_null=True)
+    source = strict.CharField(source="template.source")
+    inherits = serializers.ListField(child=strict.CharField(), source="template.definition.inherits", default=list)
+    base_os = strict.CharField(source="resolved.base_os", allow_null=True, default=None)
+    package_manager = strict.CharField(source="resolved.package_manager", allow_null=True, default=None)
+    packages = serializers.ListField(child=strict.CharField(), source="resolved.packages", default=list)
+    users = serializers.ListField(child=strict.CharField(), source="resolved.user_names", default=list)
+    services = serializers.ListField(child=strict.CharField(), source="resolved.service_names", default=list)
+    ports = serializers.ListField(child=strict.IntegerField(), source="resolved.ports", default=list)
     instance_defaults = serializers.DictField(source="resolved.instance_defaults", default=dict)
     idle_defaults = serializers.DictField(source="resolved.idle_defaults", default=dict)
     parameters = serializers.DictField(source="resolved.parameters", default=dict)
@@ -32,24 +33,24 @@ class TemplateSerializer(serializers.Serializer):
 
 
 class TemplateInfoSerializer(serializers.Serializer):
-    name = serializers.CharField(source="template.name")
-    slug = serializers.CharField(source="template.slug")
-    description = serializers.CharField(source="template.description")
-    inherits = serializers.ListField(child=serializers.CharField(), source="template.definition.inherits", default=list)
-    base_os = serializers.CharField(source="resolved.base_os", allow_null=True, default=None)
-    package_manager = serializers.CharField(source="resolved.package_manager", allow_null=True, default=None)
-    resolved_packages = serializers.ListField(child=serializers.CharField(), source="resolved.packages", default=list)
+    name = strict.CharField(source="template.name")
+    slug = strict.CharField(source="template.slug")
+    description = strict.CharField(source="template.description")
+    inherits = serializers.ListField(child=strict.CharField(), source="template.definition.inherits", default=list)
+    base_os = strict.CharField(source="resolved.base_os", allow_null=True, default=None)
+    package_manager = strict.CharField(source="resolved.package_manager", allow_null=True, default=None)
+    resolved_packages = serializers.ListField(child=strict.CharField(), source="resolved.packages", default=list)
     packages_by_manager = serializers.DictField(source="resolved.packages_by_manager", default=dict)
-    resolved_users = serializers.ListField(child=serializers.CharField(), source="resolved.user_names", default=list)
+    resolved_users = serializers.ListField(child=strict.CharField(), source="resolved.user_names", default=list)
     resolved_services = serializers.ListField(child=serializers.DictField(), source="resolved.services", default=list)
-    resolved_ports = serializers.ListField(child=serializers.IntegerField(), source="resolved.ports", default=list)
+    resolved_ports = serializers.ListField(child=strict.IntegerField(), source="resolved.ports", default=list)
     instance_defaults = serializers.DictField(source="resolved.instance_defaults", default=dict)
     idle_defaults = serializers.DictField(source="resolved.idle_defaults", default=dict)
     parameters = serializers.DictField(source="resolved.parameters", default=dict)
     dependency_chain = serializers.SerializerMethodField()
     validation_status = serializers.SerializerMethodField()
     validation_issues = serializers.SerializerMethodField()
-    troubleshooting_guide = serializers.CharField(source="resolved.troubleshooting_guide", default="")
+    troubleshooting_guide = strict.CharField(source="resolved.troubleshooting_guide", default="")
 
     def get_dependency_chain(self, view: TemplateView) -> list[str]:
         return [" → ".join(view.resolved.dependency_chain)] if view.resolved else []
@@ -62,7 +63,7 @@ class TemplateInfoSerializer(serializers.Serializer):
 
 
 class TemplateCreateSerializer(serializers.Serializer):
-    organization = serializers.CharField(help_text="The organization that owns the private template.")
+    organization = strict.CharField(help_text="The organization that owns the private template.")
     definition = serializers.DictField(help_text="The template, with the same fields as the catalog YAML files.")
 
 
@@ -104,9 +105,9 @@ class TemplateValidateView(APIView):
         responses=inline_serializer(
             "TemplateValidation",
             {
-                "total_templates": serializers.IntegerField(),
-                "validated": serializers.IntegerField(),
-                "errors": serializers.ListField(child=serializers.CharField()),
+                "total_templates": strict.IntegerField(),
+                "validated": strict.IntegerField(),
+                "errors": serializers.ListField(child=strict.CharField()),
                 "validation_results": serializers.ListField(child=serializers.DictField()),
             },
         ),

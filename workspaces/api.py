@@ -9,6 +9,7 @@ from rest_framework import mixins, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from platform_site.api import fields as strict
 from platform_site.api.system import format_duration
 from platform_site.api.views import ScopedAPIView
 from platform_site.errors import Conflict, NotFound, ProviderUnavailable, ValidationFailed
@@ -23,13 +24,13 @@ READY_ESTIMATE = timedelta(minutes=3)
 
 
 class WorkspaceSerializer(serializers.ModelSerializer):
-    id = serializers.CharField(source="provider_instance_id", allow_null=True, help_text="The EC2 instance id.")
-    workspace_id = serializers.CharField(source="pk")
-    template = serializers.CharField(source="template_name")
-    project = serializers.CharField(source="project_id")
-    project_name = serializers.CharField(source="project.name")
-    owner = serializers.EmailField(source="owner.email")
-    hourly_rate = serializers.DecimalField(max_digits=10, decimal_places=4, coerce_to_string=False)
+    id = strict.CharField(source="provider_instance_id", allow_null=True, help_text="The EC2 instance id.")
+    workspace_id = strict.CharField(source="pk")
+    template = strict.CharField(source="template_name")
+    project = strict.CharField(source="project_id")
+    project_name = strict.CharField(source="project.name")
+    owner = strict.EmailField(source="owner.email")
+    hourly_rate = strict.DecimalField(max_digits=10, decimal_places=4, coerce_to_string=False)
     current_spend = serializers.SerializerMethodField()
     launch_progress = serializers.SerializerMethodField()
     attached_volumes = serializers.SerializerMethodField()
@@ -86,70 +87,68 @@ class WorkspaceSerializer(serializers.ModelSerializer):
 
 
 class StorageSerializer(serializers.Serializer):
-    ebs_volume_size = serializers.IntegerField(min_value=8, max_value=16384, required=False)
-    ebs_volume_type = serializers.ChoiceField(choices=["gp3", "gp2", "io2"], required=False)
+    ebs_volume_size = strict.IntegerField(min_value=8, max_value=16384, required=False)
+    ebs_volume_type = strict.ChoiceField(choices=["gp3", "gp2", "io2"], required=False)
 
 
 class ConfigurationSerializer(serializers.Serializer):
-    cpuCores = serializers.IntegerField(min_value=1, max_value=448)  # noqa: N815 (the seed's field names)
-    memoryGB = serializers.IntegerField(min_value=1, max_value=24576)  # noqa: N815
-    gpu = serializers.CharField(required=False, allow_blank=True, allow_null=True)
-    storageGB = serializers.IntegerField(min_value=8, max_value=16384, required=False)  # noqa: N815
-    region = serializers.CharField(required=False)
+    cpuCores = strict.IntegerField(min_value=1, max_value=448)  # noqa: N815 (the seed's field names)
+    memoryGB = strict.IntegerField(min_value=1, max_value=24576)  # noqa: N815
+    gpu = strict.CharField(required=False, allow_blank=True, allow_null=True)
+    storageGB = strict.IntegerField(min_value=8, max_value=16384, required=False)  # noqa: N815
+    region = strict.CharField(required=False)
 
 
 class LaunchSerializer(serializers.Serializer):
-    name = serializers.CharField(max_length=63)
-    template = serializers.CharField()
-    size = serializers.ChoiceField(choices=["XS", "S", "M", "L", "XL"], required=False)
-    instance_type = serializers.CharField(required=False)
+    name = strict.CharField(max_length=63)
+    template = strict.CharField()
+    size = strict.ChoiceField(choices=["XS", "S", "M", "L", "XL"], required=False)
+    instance_type = strict.CharField(required=False)
     configuration = ConfigurationSerializer(required=False)
-    spot = serializers.BooleanField(default=False)
-    region = serializers.CharField(required=False)
+    spot = strict.BooleanField(default=False)
+    region = strict.CharField(required=False)
     storage = StorageSerializer(required=False)
-    project = serializers.CharField(required=False, help_text="Project id or name; defaults to your profile's.")
-    budget = serializers.CharField(
-        required=False, help_text="Accepted for Prism clients; budgets come from the project."
-    )
-    profile = serializers.CharField(required=False, help_text="Cloud account id or name; defaults to your profile's.")
+    project = strict.CharField(required=False, help_text="Project id or name; defaults to your profile's.")
+    budget = strict.CharField(required=False, help_text="Accepted for Prism clients; budgets come from the project.")
+    profile = strict.CharField(required=False, help_text="Cloud account id or name; defaults to your profile's.")
 
 
 class LaunchResponseSerializer(serializers.Serializer):
-    name = serializers.CharField()
-    instance_id = serializers.CharField(allow_null=True)
-    workspace_id = serializers.CharField()
-    job_id = serializers.CharField()
-    state = serializers.CharField()
-    estimated_ready_time = serializers.DateTimeField()
-    hourly_rate = serializers.DecimalField(max_digits=10, decimal_places=4, coerce_to_string=False)
-    launch_progress = serializers.IntegerField()
+    name = strict.CharField()
+    instance_id = strict.CharField(allow_null=True)
+    workspace_id = strict.CharField()
+    job_id = strict.CharField()
+    state = strict.CharField()
+    estimated_ready_time = strict.DateTimeField()
+    hourly_rate = strict.DecimalField(max_digits=10, decimal_places=4, coerce_to_string=False)
+    launch_progress = strict.IntegerField()
 
 
 class ActionResponseSerializer(serializers.Serializer):
-    name = serializers.CharField()
-    previous_state = serializers.CharField()
-    new_state = serializers.CharField()
-    state = serializers.CharField()
-    message = serializers.CharField()
-    estimated_ready_time = serializers.DateTimeField(required=False)
-    hibernation_supported = serializers.BooleanField(required=False)
-    estimated_savings = serializers.CharField(required=False)
+    name = strict.CharField()
+    previous_state = strict.CharField()
+    new_state = strict.CharField()
+    state = strict.CharField()
+    message = strict.CharField()
+    estimated_ready_time = strict.DateTimeField(required=False)
+    hibernation_supported = strict.BooleanField(required=False)
+    estimated_savings = strict.CharField(required=False)
 
 
 class UpdateSerializer(serializers.Serializer):
-    name = serializers.CharField(max_length=63, required=False)
-    size = serializers.ChoiceField(choices=["XS", "S", "M", "L", "XL"], required=False)
-    instance_type = serializers.CharField(required=False)
+    name = strict.CharField(max_length=63, required=False)
+    size = strict.ChoiceField(choices=["XS", "S", "M", "L", "XL"], required=False)
+    instance_type = strict.CharField(required=False)
     configuration = ConfigurationSerializer(required=False)
 
 
 class TerminateSerializer(serializers.Serializer):
-    confirm = serializers.CharField(help_text='Must be "DELETE".')
-    backup_ebs = serializers.BooleanField(default=False)
+    confirm = strict.CharField(help_text='Must be "DELETE".')
+    backup_ebs = strict.BooleanField(default=False)
 
 
 class ExtendSerializer(serializers.Serializer):
-    hours = serializers.FloatField(
+    hours = strict.FloatField(
         required=False,
         min_value=0,
         max_value=8760,
@@ -165,24 +164,27 @@ class FirewallRuleSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+FIREWALL_RULES = inline_serializer("FirewallRules", {"rules": FirewallRuleSerializer(many=True)})
+
+
 class FirewallRuleInputSerializer(serializers.Serializer):
-    cidr = serializers.CharField()
-    protocol = serializers.ChoiceField(choices=FirewallRule.Protocol.choices, default="tcp")
-    port = serializers.IntegerField(required=False)
-    from_port = serializers.IntegerField(required=False)
-    to_port = serializers.IntegerField(required=False)
-    description = serializers.CharField(required=False, allow_blank=True, max_length=200)
+    cidr = strict.CharField()
+    protocol = strict.ChoiceField(choices=FirewallRule.Protocol.choices, default="tcp")
+    port = strict.IntegerField(required=False)
+    from_port = strict.IntegerField(required=False)
+    to_port = strict.IntegerField(required=False)
+    description = strict.CharField(required=False, allow_blank=True, max_length=200)
 
 
 class FirewallAddSerializer(serializers.Serializer):
     rules = FirewallRuleInputSerializer(many=True, required=False)
-    allow_world_ssh = serializers.BooleanField(default=False)
+    allow_world_ssh = strict.BooleanField(default=False)
 
 
 class JobSerializer(serializers.ModelSerializer):
-    workspace = serializers.CharField(source="workspace.name")
-    workspace_id = serializers.CharField(source="workspace.pk")
-    state = serializers.CharField(source="workspace.state")
+    workspace = strict.CharField(source="workspace.name")
+    workspace_id = strict.CharField(source="workspace.pk")
+    state = strict.CharField(source="workspace.state")
 
     class Meta:
         model = ProvisionJob
@@ -205,11 +207,17 @@ class JobSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+class ProfileSwitchSerializer(serializers.Serializer):
+    profile_name = strict.CharField(required=False, max_length=100, help_text="Cloud account id or name.")
+    profile = strict.CharField(required=False, max_length=100, help_text="The same as profile_name (older clients).")
+    project = strict.CharField(required=False, max_length=200, help_text="Project id or name.")
+
+
 class ProfileSerializer(serializers.ModelSerializer):
     aws_profile = serializers.SerializerMethodField()
     default_project = serializers.SerializerMethodField()
     active = serializers.SerializerMethodField()
-    organization = serializers.CharField(source="organization_id")
+    organization = strict.CharField(source="organization_id")
 
     class Meta:
         model = CloudAccount
@@ -481,11 +489,11 @@ class HibernationStatusView(APIView):
         responses=inline_serializer(
             "HibernationStatus",
             {
-                "hibernation_supported": serializers.BooleanField(),
-                "current_state": serializers.CharField(),
-                "hibernation_time": serializers.DateTimeField(allow_null=True),
-                "estimated_savings": serializers.FloatField(),
-                "hibernation_duration": serializers.CharField(allow_null=True),
+                "hibernation_supported": strict.BooleanField(),
+                "current_state": strict.CharField(),
+                "hibernation_time": strict.DateTimeField(allow_null=True),
+                "estimated_savings": strict.FloatField(),
+                "hibernation_duration": strict.CharField(allow_null=True),
             },
         ),
         tags=["instances"],
@@ -574,14 +582,14 @@ class UsageView(APIView):
         responses=inline_serializer(
             "Usage",
             {
-                "name": serializers.CharField(),
-                "cpuHours": serializers.FloatField(),
-                "gpuHours": serializers.FloatField(),
-                "memoryGBHours": serializers.FloatField(),
-                "costUSD": serializers.FloatField(),
-                "billedHours": serializers.FloatField(),
-                "periodStart": serializers.DateTimeField(allow_null=True),
-                "periodEnd": serializers.DateTimeField(),
+                "name": strict.CharField(),
+                "cpuHours": strict.FloatField(),
+                "gpuHours": strict.FloatField(),
+                "memoryGBHours": strict.FloatField(),
+                "costUSD": strict.FloatField(),
+                "billedHours": strict.FloatField(),
+                "periodStart": strict.DateTimeField(allow_null=True),
+                "periodEnd": strict.DateTimeField(),
             },
         ),
         tags=["instances"],
@@ -636,7 +644,7 @@ class SysinfoView(APIView):
 class FirewallView(APIView):
     @extend_schema(
         summary="The workspace's ordered ingress rules.",
-        responses=FirewallRuleSerializer(many=True),
+        responses=FIREWALL_RULES,
         tags=["firewall"],
         parameters=[PROJECT_PARAMETER],
     )
@@ -648,10 +656,12 @@ class FirewallView(APIView):
 
     @extend_schema(
         summary=(
-            "Append rules. With no rules, allow SSH from the caller's address. 0.0.0.0/0 on SSH needs allow_world_ssh."
+            "Append rules (201); rules already there are not added again (200 when nothing was new). With no rules, "
+            "allow SSH from the caller's address. SSH open to more than a /4's worth of addresses, all rules "
+            "together, needs allow_world_ssh."
         ),
         request=FirewallAddSerializer,
-        responses={201: FirewallRuleSerializer(many=True)},
+        responses={201: FIREWALL_RULES, 200: FIREWALL_RULES},
         tags=["firewall"],
         parameters=[PROJECT_PARAMETER],
     )
@@ -663,12 +673,12 @@ class FirewallView(APIView):
         if not rules:
             cidr = services._single_host_cidr(getattr(request._request, "client_ip", None))
             rules = [{"cidr": cidr, "port": services.SSH_PORT, "description": "ssh from the caller"}]
-        services.firewall_add(
+        added = services.firewall_add(
             actor=request.user, workspace=workspace, rules=rules, allow_world_ssh=form.validated_data["allow_world_ssh"]
         )
         return Response(
             {"rules": FirewallRuleSerializer(workspace.firewall_rules.order_by("position"), many=True).data},
-            status=status.HTTP_201_CREATED,
+            status=status.HTTP_201_CREATED if added else status.HTTP_200_OK,
         )
 
     @extend_schema(
@@ -744,7 +754,7 @@ class LogTypesView(APIView):
         summary="Log types available for a workspace.",
         responses=inline_serializer(
             "LogTypes",
-            {"instance": serializers.CharField(), "types": serializers.ListField(child=serializers.DictField())},
+            {"instance": strict.CharField(), "types": serializers.ListField(child=serializers.DictField())},
         ),
         tags=["logs"],
         parameters=[PROJECT_PARAMETER],
@@ -773,9 +783,9 @@ class LogView(APIView):
         responses=inline_serializer(
             "Log",
             {
-                "instance": serializers.CharField(),
-                "type": serializers.CharField(),
-                "lines": serializers.ListField(child=serializers.CharField()),
+                "instance": strict.CharField(),
+                "type": strict.CharField(),
+                "lines": serializers.ListField(child=strict.CharField()),
             },
         ),
         tags=["logs"],
@@ -842,16 +852,15 @@ class ProfileCurrentView(APIView):
 class ProfileSwitchView(APIView):
     @extend_schema(
         summary="Switch the caller's default cloud account and/or project.",
-        request=inline_serializer(
-            "ProfileSwitch",
-            {"profile_name": serializers.CharField(required=False), "project": serializers.CharField(required=False)},
-        ),
+        request=ProfileSwitchSerializer,
         responses=ProfileSerializer,
         tags=["profiles"],
     )
     def post(self, request):
-        profile = request.data.get("profile_name") or request.data.get("profile")
-        project_ref = request.data.get("project")
+        form = ProfileSwitchSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        profile = form.validated_data.get("profile_name") or form.validated_data.get("profile")
+        project_ref = form.validated_data.get("project")
         if not profile and not project_ref:
             raise ValidationFailed(fields={"profile_name": ["Give profile_name and/or project."]})
         account = project = None

@@ -6,7 +6,7 @@ from rest_framework import exceptions
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
 
-from platform_site.errors import NotFound
+from platform_site.errors import NotFound, ValidationFailed
 
 
 class HeaderPagination(PageNumberPagination):
@@ -15,10 +15,26 @@ class HeaderPagination(PageNumberPagination):
     max_page_size = 500
 
     def paginate_queryset(self, queryset, request, view=None):
+        self._require_valid_parameters(request)
         try:
             return super().paginate_queryset(queryset, request, view)
         except exceptions.NotFound:
             raise NotFound("No such page.", code="PAGE_NOT_FOUND") from None
+
+    def _require_valid_parameters(self, request) -> None:
+        """A page or page size that is not a whole number in range is an error, not a silent default."""
+        errors = {}
+        for name, highest in ((self.page_query_param, None), (self.page_size_query_param, self.max_page_size)):
+            values = request.query_params.getlist(name)
+            if not values:
+                continue
+            value = values[0]
+            if len(values) > 1:
+                errors[name] = ["Give it once."]
+            elif not (value.isascii() and value.isdigit()) or int(value) < 1 or (highest and int(value) > highest):
+                errors[name] = [f"A whole number from 1{f' to {highest}' if highest else ''}."]
+        if errors:
+            raise ValidationFailed(fields=errors)
 
     def get_paginated_response(self, data):
         links = []

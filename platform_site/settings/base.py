@@ -247,12 +247,11 @@ REST_FRAMEWORK = {
         "rest_framework.permissions.IsAuthenticated",
         "accounts.authentication.TokenScopePermission",
     ],
-    # Bodies are JSON objects (bounded size and nesting); forms are accepted for the browsable API.
-    "DEFAULT_PARSER_CLASSES": [
-        "platform_site.api.parsers.JSONObjectParser",
-        "rest_framework.parsers.FormParser",
-        "rest_framework.parsers.MultiPartParser",
-    ],
+    # Bodies are JSON objects (bounded size and nesting).
+    # JSON objects only: form encodings turn an empty value into "not sent", which is how a form-encoded
+    # purge with an empty password fell back to purging the caller's own tokens.
+    "DEFAULT_PARSER_CLASSES": ["platform_site.api.parsers.JSONObjectParser"],
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",
     "DEFAULT_RENDERER_CLASSES": [
         "rest_framework.renderers.JSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",

@@ -180,10 +180,18 @@ def test_handler403_renders_the_envelope_under_api(db):
     assert json.loads(response.content)["error"]["code"] == "PERMISSION_DENIED"
 
 
-def test_too_many_form_fields_are_a_400_not_a_500(owner_client):
-    fields = "&".join(f"f{index}=1" for index in range(1500))  # over DATA_UPLOAD_MAX_NUMBER_FIELDS
+def test_form_bodies_are_refused_as_415_not_parsed(owner_client):
+    # The API reads JSON objects only: a form encoding's empty value would read as "not sent".
+    fields = "&".join(f"f{index}=1" for index in range(1500))  # over DATA_UPLOAD_MAX_NUMBER_FIELDS too
     response = owner_client.post("/api/v1/projects", data=fields, content_type="application/x-www-form-urlencoded")
-    assert_error(response, 400, "BAD_REQUEST")
+    assert_error(response, 415, "UNSUPPORTED_MEDIA_TYPE")
+    purge = owner_client.post(
+        "/api/v1/tokens/purge",
+        data="email=owner%40lab-a.example&password=",
+        content_type="application/x-www-form-urlencoded",
+    )
+    assert_error(purge, 415, "UNSUPPORTED_MEDIA_TYPE")
+    assert owner_client.get("/api/v1/tokens").status_code == 200  # the caller's token was not purged
 
 
 def test_csrf_failures_outside_drf_views_answer_the_envelope(owner):
