@@ -37,6 +37,11 @@ class Project(models.Model):
     organization = models.ForeignKey("accounts.Organization", on_delete=models.PROTECT, related_name="projects")
     name = models.CharField(max_length=200)
     description = models.TextField(blank=True)
+    max_ttl_hours = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="Project policy: the longest TTL a workspace extension may set from now (owners set it).",
+    )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )

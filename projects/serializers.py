@@ -45,6 +45,7 @@ class ProjectSerializer(serializers.ModelSerializer):
             "id",
             "name",
             "description",
+            "max_ttl_hours",
             "organization",
             "organization_name",
             "role",
@@ -82,6 +83,13 @@ class ProjectCreateSerializer(serializers.Serializer):
 class ProjectUpdateSerializer(serializers.Serializer):
     name = strict.CharField(max_length=200, required=False)
     description = strict.CharField(required=False, allow_blank=True)
+    max_ttl_hours = strict.IntegerField(
+        required=False,
+        allow_null=True,
+        min_value=1,
+        max_value=8760,
+        help_text="Owners only: the longest TTL an extension may set from now (null: the platform's limit).",
+    )
 
 
 class ProjectMemberUpdateSerializer(serializers.Serializer):

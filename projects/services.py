@@ -98,11 +98,22 @@ def project_create(
     return project
 
 
+UNSET = object()
+
+
 @transaction.atomic
 def project_update(
-    *, actor: User, project: Project, name: str | None = None, description: str | None = None
+    *,
+    actor: User,
+    project: Project,
+    name: str | None = None,
+    description: str | None = None,
+    max_ttl_hours: int | None | object = UNSET,
 ) -> Project:
+    """Admins rename and describe; the TTL policy is the owners' (it bounds what everyone may extend)."""
     require_project_role(user=actor, project=project, minimum=ProjectRole.ADMIN)
+    if max_ttl_hours is not UNSET:
+        require_project_role(user=actor, project=project, minimum=ProjectRole.OWNER)
     if name is not None:
         name = clean_name(name)
     if description is not None:
@@ -120,6 +131,9 @@ def project_update(
     if description is not None and description != project.description:
         changes["description"] = "changed"
         project.description = description
+    if max_ttl_hours is not UNSET and max_ttl_hours != project.max_ttl_hours:
+        changes["max_ttl_hours"] = [project.max_ttl_hours, max_ttl_hours]
+        project.max_ttl_hours = max_ttl_hours
     if changes:
         project.save()
     audit_record(

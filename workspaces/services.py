@@ -826,8 +826,11 @@ def _finish_job(job: ProvisionJob, status: str, *, code: str = "", message: str 
 
 
 def max_ttl_hours(workspace: Workspace) -> int:
-    """The longest TTL an extension may set from now: the platform's cap, lowered by the template's."""
+    """The longest TTL an extension may set from now: the platform's cap, lowered by the project's policy
+    and by the template's."""
     limits = [settings.CARREL_MAX_TTL_HOURS]
+    if workspace.project.max_ttl_hours:
+        limits.append(workspace.project.max_ttl_hours)
     template_limit = (workspace.template_snapshot.get("instance_defaults") or {}).get("max_ttl_hours")
     if isinstance(template_limit, int | float) and template_limit > 0:
         limits.append(int(template_limit))

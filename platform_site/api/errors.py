@@ -83,7 +83,7 @@ ERROR_CODES: dict[str, str] = {
     "AMBIGUOUS_REFERENCE": "The name matches several workspaces you can see; use the id or add ?project=.",
     "NAME_LOOKS_LIKE_ID": "Workspace names may not look like a workspace id (ws_…) or an instance id (i-…).",
     "FIREWALL_RULE_NOT_FOUND": "The workspace has no firewall rule at that position.",
-    "TTL_LIMIT_EXCEEDED": "The TTL would pass the longest allowed (the platform's or the template's limit).",
+    "TTL_LIMIT_EXCEEDED": "The TTL would pass the longest allowed (the platform's, project's or template's limit).",
     "EMAIL_NOT_VERIFIED": "Inviting people needs a verified e-mail address (403).",
     "INVITATION_RATE_LIMITED": "The daily invitation limit (per inviter or per organization) is spent (429).",
     "INTERNAL_ERROR": "An unexpected server error; quote `request_id` when reporting it.",

@@ -359,3 +359,15 @@ def test_it_resizes_as_a_recorded_action_that_survives_throttling(
     assert moves[-3][2] == "resize failed: RequestLimitExceeded"
     job = owner_client.get(f"/api/v1/jobs/{response.json()['job_id']}").json()
     assert job["status"] == "succeeded"
+
+
+def test_it_caps_ttl_by_the_project_policy_which_only_owners_set(two_tenants, owner_client, project, owner, org):
+    admin = make_user("admin@lab-a.example")
+    add_org_member(org, admin, OrgRole.MEMBER)
+    ProjectMember.objects.create(project=project, user=admin, role=ProjectRole.ADMIN)
+    url = f"/api/v1/projects/{project.pk}"
+    assert_error(bearer_client(admin).patch(url, {"max_ttl_hours": 2}, format="json"), 403)
+    assert owner_client.patch(url, {"max_ttl_hours": 2}, format="json").json()["max_ttl_hours"] == 2
+    extend = f"/api/v1/instances/{two_tenants['a'].pk}/extend"
+    assert_error(owner_client.post(extend, {"hours": 3}, format="json"), 400, "TTL_LIMIT_EXCEEDED")
+    assert owner_client.post(extend, {"hours": 2}, format="json").status_code == 204
