@@ -75,7 +75,7 @@ class OrganizationSerializer(serializers.ModelSerializer):
 
 class OrganizationCreateSerializer(serializers.Serializer):
     name = strict.CharField(max_length=200)
-    slug = serializers.SlugField(max_length=80, required=False)
+    slug = strict.SlugField(max_length=80, required=False)
 
 
 class OrganizationUpdateSerializer(serializers.Serializer):

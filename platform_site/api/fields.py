@@ -24,8 +24,15 @@ class EmailField(_StringsOnly, serializers.EmailField):
     pass
 
 
-class DateTimeField(_StringsOnly, serializers.DateTimeField):
+class SlugField(_StringsOnly, serializers.SlugField):
     pass
+
+
+class DateTimeField(serializers.DateTimeField):
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid", format="an ISO 8601 date and time, e.g. 2026-12-31T23:59:00Z")
+        return super().to_internal_value(data)
 
 
 class ChoiceField(serializers.ChoiceField):

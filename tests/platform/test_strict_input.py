@@ -43,3 +43,18 @@ def test_it_refuses_a_nul_in_the_url(owner_client, org, url):
 
 def test_it_refuses_an_empty_status_filter(owner_client, project):
     assert_error(owner_client.get("/api/v1/invitations/me?status="), 400, "VALIDATION_ERROR")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"name": "ci", "scopes": ["read"], "expires_at": {}},
+        {"name": "ci", "scopes": ["read"], "expires_at": 5},
+    ],
+)
+def test_it_refuses_a_date_that_is_not_a_string(owner_client, body):
+    assert_error(owner_client.post("/api/v1/tokens", body, format="json"), 400, "VALIDATION_ERROR")
+
+
+def test_it_refuses_a_slug_that_is_not_a_string(owner_client):
+    assert_error(owner_client.post("/api/v1/organizations", {"name": "X", "slug": 0}, format="json"), 400)
