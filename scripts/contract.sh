@@ -102,6 +102,16 @@ set -a
 # shellcheck disable=SC1091
 source "$WORK/tokens.env"
 set +a
+cat >>"$WORK/schemathesis.toml" <<'TOML'
+
+# Every run starts from nothing: no state carried over from an earlier run (.schemathesis/).
+[cache]
+enabled = false
+
+# Refusals by size count as refusals: 413 (body) and 414 (request line, from gunicorn) besides the defaults.
+[checks.negative_data_rejection]
+expected-statuses = [400, 401, 403, 404, 405, 406, 409, 413, 414, 415, 422, 428, 429, "5xx"]
+TOML
 
 PORT="$(free_port)"
 BASE="http://127.0.0.1:$PORT"

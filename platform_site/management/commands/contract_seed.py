@@ -163,14 +163,7 @@ class Command(BaseCommand):
             "token_ids": seeded["token_id"],
             "digests": seeded["digest"],
         }
-        lines = [
-            "# Written by manage.py contract_seed for scripts/contract.sh: ids of the seeded objects.",
-            "",
-            "# Every CI run starts from nothing: no state carried over from an earlier run (.schemathesis/).",
-            "[cache]",
-            "enabled = false",
-            "",
-        ]
+        lines = ["# Written by manage.py contract_seed for scripts/contract.sh: ids of the seeded objects.", ""]
         for name, values in dictionaries.items():
             lines += [f"[dictionaries.{name}]", f"values = {_toml_list(values)}", ""]
 
