@@ -67,6 +67,11 @@ def view_methods(callback) -> set[str] | None:
     }
 
 
+def view_label(callback) -> str:
+    view = getattr(callback, "cls", None) or getattr(callback, "view_class", None) or callback
+    return f"{view.__module__}.{view.__qualname__}"
+
+
 def excluded(route: str) -> bool:
     return any(route.startswith(prefix) for prefix in matrix.EXCLUDED_PREFIXES)
 
@@ -83,7 +88,7 @@ def test_every_route_is_in_the_matrix():
         if route not in rows_by_route:
             methods = sorted(view_methods(callback) or {"GET"})
             problems.append(
-                f"route {route!r} ({callback.__module__}.{getattr(callback, '__name__', callback)}) is not in the "
+                f"route {route!r} ({view_label(callback)}) is not in the "
                 f"isolation matrix: add a Row(route={route!r}, method=..., ...) to tests/isolation_matrix.py for each "
                 f"of {methods}, with the status every actor must get on organization A's objects (and `foreign=` "
                 "where organization B's objects do not answer 404), or add its prefix to EXCLUDED_PREFIXES with a "
@@ -94,13 +99,13 @@ def test_every_route_is_in_the_matrix():
         if implemented is not None:
             for method in sorted(implemented - rows_by_route[route]):
                 problems.append(
-                    f"{method} {route!r} is implemented by {callback.__name__} but has no row: add "
+                    f"{method} {route!r} is implemented by {view_label(callback)} but has no row: add "
                     f"Row(route={route!r}, method={method!r}, ...) to tests/isolation_matrix.py"
                 )
             for method in sorted(rows_by_route[route] - implemented):
                 problems.append(
-                    f"tests/isolation_matrix.py has a {method} row for {route!r}, which {callback.__name__} does not "
-                    "implement: remove the row"
+                    f"tests/isolation_matrix.py has a {method} row for {route!r}, which {view_label(callback)} "
+                    "does not implement: remove the row"
                 )
     for route in sorted(set(rows_by_route) - set(routes)):
         problems.append(f"tests/isolation_matrix.py has rows for {route!r}, which no URL pattern has: remove them")
