@@ -258,12 +258,15 @@ class AwsProvider:
 
     # --- instances ---
 
-    def find_workspace_instances(self, workspace_id: str) -> list[InstanceInfo]:
-        """Instances tagged for a workspace that are not terminated: how a retried launch adopts its instance."""
+    def find_workspace_instances(self, workspace_id: str, cloud_account_id: str) -> list[InstanceInfo]:
+        """Instances tagged for a workspace of this cloud account that are not terminated: how a retried launch
+        adopts its instance, and what terminating it ends. Both tags must match, so that nothing else in a
+        shared AWS account is adopted or terminated by mistake."""
         response = self._call(
             "DescribeInstances",
             Filters=[
                 {"Name": f"tag:{WORKSPACE_TAG}", "Values": [workspace_id]},
+                {"Name": f"tag:{CLOUD_ACCOUNT_TAG}", "Values": [cloud_account_id]},
                 {"Name": "instance-state-name", "Values": ["pending", "running", "stopping", "stopped"]},
             ],
         )

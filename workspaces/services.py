@@ -452,7 +452,7 @@ def _adopt_or_launch(
     provider: cloud.AwsProvider, workspace: Workspace, *, look_for_existing: bool = True
 ) -> cloud.InstanceInfo:
     """The instance tagged with this workspace's id if one exists (a retry or a dead worker), else a new one."""
-    existing = provider.find_workspace_instances(workspace.pk) if look_for_existing else []
+    existing = provider.find_workspace_instances(workspace.pk, workspace.cloud_account_id) if look_for_existing else []
     if existing:
         instance = min(existing, key=lambda info: (info.launch_time is None, info.launch_time, info.instance_id))
         for extra in existing:
@@ -491,7 +491,7 @@ def workspace_launch_failed(*, job_id: str, code: str, message: str) -> None:
     provider = provider_for(workspace)
     cleanup_errors = []
     try:
-        instances = provider.find_workspace_instances(workspace.pk)
+        instances = provider.find_workspace_instances(workspace.pk, workspace.cloud_account_id)
         for instance in instances:
             provider.terminate(instance.instance_id)
         for instance in instances:
@@ -647,7 +647,7 @@ def workspace_drive(*, workspace_id: str, action: str) -> None:
         return
     provider = provider_for(workspace)
     if action == "terminate":
-        ids = {info.instance_id for info in provider.find_workspace_instances(workspace.pk)}
+        ids = {info.instance_id for info in provider.find_workspace_instances(workspace.pk, workspace.cloud_account_id)}
         if workspace.provider_instance_id:
             ids.add(workspace.provider_instance_id)
         for instance_id in sorted(ids):

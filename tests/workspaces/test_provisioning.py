@@ -171,7 +171,13 @@ def test_the_launch_sweep_adopts_the_instance_of_a_launch_whose_worker_died(
         MaxCount=1,
         InstanceType="t3.medium",
         TagSpecifications=[
-            {"ResourceType": "instance", "Tags": [{"Key": "carrel:workspace-id", "Value": workspace.pk}]}
+            {
+                "ResourceType": "instance",
+                "Tags": [
+                    {"Key": "carrel:workspace-id", "Value": workspace.pk},
+                    {"Key": "carrel:cloud-account", "Value": workspace.cloud_account_id},
+                ],
+            }
         ],
     )
     ProvisionJob.objects.filter(pk=job_id).update(

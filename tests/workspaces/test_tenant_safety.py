@@ -371,3 +371,22 @@ def test_it_caps_ttl_by_the_project_policy_which_only_owners_set(two_tenants, ow
     extend = f"/api/v1/instances/{two_tenants['a'].pk}/extend"
     assert_error(owner_client.post(extend, {"hours": 3}, format="json"), 400, "TTL_LIMIT_EXCEEDED")
     assert owner_client.post(extend, {"hours": 2}, format="json").status_code == 204
+
+
+def test_terminating_a_workspace_ends_only_its_own_accounts_instances(
+    two_tenants, owner_client, ec2, moto_image, eager_tasks, django_capture_on_commit_callbacks
+):
+    workspace = two_tenants["a"]
+    # Something else in the shared AWS account carries the workspace's id, but not its cloud account.
+    stranger = tagged_instance(
+        ec2,
+        moto_image,
+        **{"carrel:workspace-id": workspace.pk, "carrel:cloud-account": two_tenants["account_b"].pk},
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        response = owner_client.post(
+            f"/api/v1/instances/{workspace.pk}/terminate", {"confirm": "DELETE"}, format="json"
+        )
+    assert response.status_code == 202
+    assert Workspace.objects.get(pk=workspace.pk).state == "terminated"
+    assert stranger in {i["InstanceId"] for i in cloud_instances(ec2)}
