@@ -671,7 +671,7 @@ class FirewallView(APIView):
         form.is_valid(raise_exception=True)
         rules = [dict(rule) for rule in form.validated_data.get("rules") or []]
         if not rules:
-            cidr = services._single_host_cidr(getattr(request._request, "client_ip", None))
+            cidr = services.single_host_cidr(getattr(request._request, "client_ip", None))
             rules = [{"cidr": cidr, "port": services.SSH_PORT, "description": "ssh from the caller"}]
         added = services.firewall_add(
             actor=request.user, workspace=workspace, rules=rules, allow_world_ssh=form.validated_data["allow_world_ssh"]

@@ -4,8 +4,9 @@ import logging
 
 from celery import shared_task
 
-from workspaces import cloud, reconcile, services
+from workspaces import cloud, services
 from workspaces.models import CloudAccount
+from workspaces.services import reconcile
 
 logger = logging.getLogger("carrel.workspaces")
 RETRYABLE = (cloud.TransientCloudError, services.StillWaiting)

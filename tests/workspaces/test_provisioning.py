@@ -8,8 +8,9 @@ from django.utils import timezone
 
 from tests.conftest import assert_error
 from tests.workspaces.conftest import cloud_instances
-from workspaces import cloud, reconcile, services
+from workspaces import cloud, services
 from workspaces.models import OrphanedInstance, ProvisionJob, StateTransition, Workspace
+from workspaces.services import reconcile
 
 
 def request_launch(client, project, name="box", template="Ubuntu 24.04 Base", **extra):
@@ -250,7 +251,7 @@ def test_reconcile_describes_in_batches(running, account, owner, project, settin
             hourly_rate=Decimal("0.0104"),
             provider_instance_id=instance["Instances"][0]["InstanceId"],
         )
-    from workspaces.cloud import api_call_counts
+    from tests.cloud_hooks import api_call_counts
 
     before = api_call_counts(["DescribeInstances"])["DescribeInstances"]
     report = reconcile.workspaces_reconcile()

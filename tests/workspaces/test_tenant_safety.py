@@ -18,8 +18,9 @@ from platform_site.celery import app as celery_app
 from projects.models import ProjectMember, ProjectRole
 from tests.conftest import add_org_member, assert_error, bearer_client, make_user
 from tests.workspaces.conftest import cloud_instances
-from workspaces import reconcile, services
+from workspaces import services
 from workspaces.models import CloudAccount, OrphanedInstance, StateTransition, Workspace
+from workspaces.services import reconcile
 
 
 def launch(client, project, name, **extra):

@@ -1,0 +1,169 @@
+"""Launching: validate and record a launch; a task does the cloud work."""
+
+import dataclasses
+import ipaddress
+import logging
+from dataclasses import dataclass
+
+from django.db import IntegrityError, transaction
+
+from audit.services import audit_record
+from platform_site.errors import Conflict, NotFound, ValidationFailed
+from projects.models import Project, ProjectRole
+from projects.services import require_project_role
+from templates.selectors import template_for
+from workspaces import dispatch, sizing
+from workspaces.models import (
+    CloudAccount,
+    FirewallRule,
+    ProvisionJob,
+    Workspace,
+)
+from workspaces.services.access import SSH_PORT, S, validate_workspace_name
+from workspaces.services.profiles import default_cloud_account
+from workspaces.services.provisioning import initial_launch_steps
+from workspaces.services.transitions import record_transition
+
+logger = logging.getLogger("carrel.workspaces")
+
+# --- Launch ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class LaunchResult:
+    workspace: Workspace
+    job: ProvisionJob
+
+
+def single_host_cidr(ip: str | None) -> str | None:
+    if not ip:
+        return None
+    address = ipaddress.ip_address(ip)
+    return f"{address}/{32 if address.version == 4 else 128}"
+
+
+def _default_rules(*, workspace: Workspace, snapshot: dict, client_ip: str | None, actor) -> list[FirewallRule]:
+    """SSH and the template's service ports, open only to the caller's address."""
+    cidr = single_host_cidr(client_ip)
+    if cidr is None:
+        return []
+    ports = [SSH_PORT, *[service["port"] for service in snapshot.get("services", []) if service.get("port")]]
+    ports = list(dict.fromkeys(ports))
+    return [
+        FirewallRule(
+            workspace=workspace,
+            position=index,
+            cidr=cidr,
+            protocol=FirewallRule.Protocol.TCP,
+            from_port=port,
+            to_port=port,
+            description="ssh" if port == SSH_PORT else "template service",
+            created_by=actor,
+        )
+        for index, port in enumerate(ports, start=1)
+    ]
+
+
+def workspace_launch(
+    *,
+    actor,
+    project: Project,
+    name: str,
+    template: str,
+    size: str | None = None,
+    instance_type: str | None = None,
+    configuration: dict | None = None,
+    spot: bool = False,
+    region: str | None = None,
+    storage: dict | None = None,
+    cloud_account: CloudAccount | None = None,
+    client_ip: str | None = None,
+) -> LaunchResult:
+    """Validate and record a launch; a Celery task (enqueued on commit) does the cloud work."""
+    require_project_role(user=actor, project=project, minimum=ProjectRole.MEMBER)
+    validate_workspace_name(name)
+    view = template_for(user=actor, reference=template)
+    if view is None or (view.template.organization_id not in (None, project.organization_id)):
+        raise NotFound(f"No template named '{template}'.", code="TEMPLATE_NOT_FOUND")
+    if not view.report.valid or view.resolved is None:
+        raise ValidationFailed(
+            f"The template '{template}' is not valid.",
+            code="TEMPLATE_INVALID",
+            details="; ".join(issue.message for issue in view.report.issues),
+        )
+    account = cloud_account or default_cloud_account(user=actor, organization=project.organization)
+    if account is None:
+        raise ValidationFailed(
+            "The organization has no cloud account.",
+            code="NO_CLOUD_ACCOUNT",
+            remediation="An administrator adds one in the admin (Cloud accounts).",
+        )
+    configuration = configuration or None
+    region = (configuration or {}).get("region") or region or account.region
+    resolved = view.resolved
+    chosen = sizing.choose_instance_type(
+        region=region,
+        template_defaults=resolved.instance_defaults,
+        size=size,
+        instance_type=instance_type,
+        configuration=configuration,
+    )
+    rate = sizing.hourly_rate(chosen.name, region, spot=spot)
+    storage = storage or {}
+    root_gb = int(
+        storage.get("ebs_volume_size")
+        or (configuration or {}).get("storageGB")
+        or resolved.instance_defaults.get("root_volume_gb")
+        or 30
+    )
+    hibernate = chosen.hibernation_supported
+    if hibernate:
+        # RAM is written to the root volume on hibernation: it must hold memory plus the system.
+        root_gb = max(root_gb, int(chosen.memory_gib) + 8)
+    snapshot = dataclasses.asdict(resolved)
+    snapshot["template_id"] = view.template.pk
+
+    with transaction.atomic():
+        # The project row lock serialises launches with project deletion (and budget checks).
+        Project.objects.select_for_update().get(pk=project.pk)
+        if Workspace.objects.filter(organization=project.organization, name=name).live().exists():
+            raise Conflict(f"A workspace named '{name}' exists.", code="NAME_TAKEN", fields={"name": ["In use."]})
+        try:
+            with transaction.atomic():
+                workspace = Workspace.objects.create(
+                    organization=project.organization,
+                    project=project,
+                    owner=actor,
+                    name=name,
+                    state=S.PENDING,
+                    cloud_account=account,
+                    template=view.template,
+                    template_name=view.template.name,
+                    template_snapshot=snapshot,
+                    size=size or "",
+                    instance_type=chosen.name,
+                    region=region,
+                    spot=spot,
+                    root_volume_gb=root_gb,
+                    root_volume_type=storage.get("ebs_volume_type") or "gp3",
+                    hibernation_capable=hibernate,
+                    hourly_rate=rate,
+                )
+        except IntegrityError:
+            raise Conflict(f"A workspace named '{name}' exists.", code="NAME_TAKEN") from None
+        record_transition(
+            workspace=workspace, to_state=S.LAUNCHING, expected_from=[S.PENDING], actor=actor, reason="launch requested"
+        )
+        job = ProvisionJob.objects.create(workspace=workspace, kind="launch", steps=initial_launch_steps())
+        FirewallRule.objects.bulk_create(
+            _default_rules(workspace=workspace, snapshot=snapshot, client_ip=client_ip, actor=actor)
+        )
+        audit_record(
+            actor=actor,
+            action="workspace.launch",
+            target=workspace,
+            organization=project.organization,
+            metadata={"instance_type": chosen.name, "region": region, "template": view.template.name, "job": job.pk},
+        )
+        dispatch.provision_workspace(job.pk)
+    return LaunchResult(workspace=workspace, job=job)

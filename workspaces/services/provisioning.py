@@ -1,0 +1,227 @@
+"""Provisioning: the launch job's cloud work, resumable after a crash and safe to repeat."""
+
+import logging
+import time
+from datetime import timedelta
+
+from django.conf import settings
+from django.utils import timezone
+
+from templates.cloud_init import render_user_data
+from workspaces import cloud
+from workspaces.models import (
+    ProvisionJob,
+    Workspace,
+)
+from workspaces.services.access import S, StillWaiting
+from workspaces.services.firewall import ingress_for
+from workspaces.services.profiles import provider_for
+from workspaces.services.transitions import record_transition
+
+logger = logging.getLogger("carrel.workspaces")
+
+LAUNCH_STEPS = [
+    ("queued", "Queued", 5),
+    ("security_group", "Security group ready", 25),
+    ("instance", "Instance requested", 50),
+    ("running", "Instance running", 100),
+]
+
+
+def initial_launch_steps() -> list[dict]:
+    return [
+        {"name": name, "description": description, "status": "pending", "at": None}
+        for name, description, _ in LAUNCH_STEPS
+    ]
+
+
+def mark_step(job: ProvisionJob, step_name: str, status: str = "done", message: str = "") -> None:
+    progress = job.progress
+    for step, (name, _, step_progress) in zip(job.steps, LAUNCH_STEPS, strict=False):
+        if name == step_name:
+            step["status"] = status
+            step["at"] = timezone.now().isoformat()
+            if message:
+                step["message"] = message
+            if status == "done":
+                progress = max(progress, step_progress)
+    job.progress = progress
+    job.save(update_fields=["steps", "progress", "updated_at"])
+
+
+def resource_tags(workspace: Workspace) -> dict[str, str]:
+    return {
+        cloud.WORKSPACE_TAG: workspace.pk,
+        cloud.CLOUD_ACCOUNT_TAG: workspace.cloud_account_id,
+        cloud.ORGANIZATION_TAG: workspace.organization_id,
+        "carrel:project": workspace.project_id,
+        "carrel:owner": workspace.owner.email,
+        "carrel:template": workspace.template_name,
+    }
+
+
+def wait_for(
+    provider: cloud.AwsProvider, instance_id: str, wanted: set[str], *, timeout: float, heartbeat=None
+) -> cloud.InstanceInfo:
+    deadline = time.monotonic() + timeout
+    delay = 0.2
+    while True:
+        if heartbeat is not None:
+            heartbeat()
+        info = provider.describe([instance_id]).get(instance_id)
+        if info is not None and info.state in wanted:
+            return info
+        if time.monotonic() >= deadline:
+            raise StillWaiting(f"{instance_id} is {info.state if info else 'unknown'}, waiting for {sorted(wanted)}")
+        time.sleep(delay)
+        delay = min(delay * 2, 5.0)
+
+
+def job_renew_lease(*, job_id: str, seconds: float = 0) -> None:
+    """Tell the launch sweep this job's worker is alive for `seconds` more (plus the lease)."""
+    until = timezone.now() + timedelta(seconds=seconds + settings.CARREL_LAUNCH_LEASE_SECONDS)
+    ProvisionJob.objects.filter(pk=job_id).update(lease_expires_at=until, updated_at=timezone.now())
+
+
+def _is_missing_group(error: cloud.CloudError) -> bool:
+    return error.code in ("InvalidGroup.NotFound", "InvalidGroupId.NotFound", "InvalidGroupId.Malformed")
+
+
+def workspace_provision(*, job_id: str) -> None:
+    """Run (or resume) a launch. Safe to run any number of times: it never creates a second instance."""
+    job = ProvisionJob.objects.select_related("workspace__cloud_account", "workspace__owner").get(pk=job_id)
+    workspace = job.workspace
+    if workspace.state != S.LAUNCHING:
+        if workspace.state != S.ERROR and job.status != ProvisionJob.Status.SUCCEEDED:
+            job.status, job.finished_at = ProvisionJob.Status.SUCCEEDED, timezone.now()
+            job.save(update_fields=["status", "finished_at", "updated_at"])
+        return
+    # A first attempt cannot have an instance yet; any later one (a retry, a redelivered message after a
+    # worker died) must look for the tagged instance before asking for one.
+    first_attempt = job.attempts == 0 and not workspace.provider_instance_id
+    ProvisionJob.objects.filter(pk=job.pk).update(status=ProvisionJob.Status.RUNNING, attempts=job.attempts + 1)
+    job.status, job.attempts = ProvisionJob.Status.RUNNING, job.attempts + 1
+    job_renew_lease(job_id=job.pk, seconds=settings.CARREL_LAUNCH_POLL_SECONDS)
+    mark_step(job, "queued")
+    provider = provider_for(workspace)
+    try:
+        try:
+            _prepare_security_group(provider, workspace)
+            mark_step(job, "security_group")
+            instance = _adopt_or_launch(provider, workspace, look_for_existing=not first_attempt)
+        except cloud.PermanentCloudError as error:
+            if not _is_missing_group(error):
+                raise
+            # The group was deleted behind our back (by hand, or by a cleanup): make a new one, once.
+            logger.warning("Security group %s of %s is gone; recreating it", workspace.security_group_id, workspace.pk)
+            Workspace.objects.filter(pk=workspace.pk).update(security_group_id="")
+            workspace.security_group_id = ""
+            _prepare_security_group(provider, workspace)
+            instance = _adopt_or_launch(provider, workspace, look_for_existing=True)
+        mark_step(job, "instance", message=instance.instance_id)
+
+        info = wait_for(
+            provider,
+            instance.instance_id,
+            {"running"},
+            timeout=settings.CARREL_LAUNCH_POLL_SECONDS,
+            heartbeat=lambda: job_renew_lease(job_id=job.pk),
+        )
+        moved = record_transition(
+            workspace=workspace,
+            to_state=S.RUNNING,
+            expected_from=[S.LAUNCHING],
+            reason="the provider reports running",
+            public_ip=info.public_ip,
+            private_ip=info.private_ip,
+            launch_time=info.launch_time or timezone.now(),
+        )
+        mark_step(job, "running")
+        job.status, job.progress, job.finished_at = ProvisionJob.Status.SUCCEEDED, 100, timezone.now()
+        job.lease_expires_at = None
+        job.save(update_fields=["status", "progress", "finished_at", "lease_expires_at", "updated_at"])
+        if not moved:
+            logger.info("Workspace %s left launching while provisioning; nothing more to do", workspace.pk)
+    except cloud.PermanentCloudError as error:
+        workspace_launch_failed(job_id=job.pk, code=error.code, message=error.message)
+    except (cloud.TransientCloudError, StillWaiting) as error:
+        job.error_message = str(error)[:2000]
+        job.save(update_fields=["error_message", "updated_at"])
+        raise
+
+
+def _prepare_security_group(provider: cloud.AwsProvider, workspace: Workspace) -> None:
+    created = False
+    if not workspace.security_group_id:
+        group_id, created = provider.ensure_security_group(workspace.pk, resource_tags(workspace))
+        Workspace.objects.filter(pk=workspace.pk).update(security_group_id=group_id)
+        workspace.security_group_id = group_id
+    provider.set_ingress(workspace.security_group_id, ingress_for(workspace), current=[] if created else None)
+
+
+def _adopt_or_launch(
+    provider: cloud.AwsProvider, workspace: Workspace, *, look_for_existing: bool = True
+) -> cloud.InstanceInfo:
+    """The instance tagged with this workspace's id if one exists (a retry or a dead worker), else a new one."""
+    existing = provider.find_workspace_instances(workspace.pk, workspace.cloud_account_id) if look_for_existing else []
+    if existing:
+        instance = min(existing, key=lambda info: (info.launch_time is None, info.launch_time, info.instance_id))
+        for extra in existing:
+            if extra.instance_id != instance.instance_id:
+                logger.warning("Terminating duplicate instance %s of %s", extra.instance_id, workspace.pk)
+                provider.terminate(extra.instance_id)
+    else:
+        snapshot = workspace.template_snapshot
+        instance = provider.launch(
+            cloud.LaunchSpec(
+                workspace_id=workspace.pk,
+                name=workspace.name,
+                image_id=provider.image_for(snapshot.get("base_os") or "ubuntu-24.04"),
+                instance_type=workspace.instance_type,
+                security_group_id=workspace.security_group_id,
+                user_data=render_user_data(snapshot, workspace_id=workspace.pk),
+                tags=resource_tags(workspace),
+                root_volume_gb=workspace.root_volume_gb,
+                root_volume_type=workspace.root_volume_type,
+                hibernate=workspace.hibernation_capable,
+                spot=workspace.spot,
+                subnet_id=workspace.cloud_account.subnet_id,
+                key_name=workspace.cloud_account.key_name,
+            )
+        )
+    if workspace.provider_instance_id != instance.instance_id:
+        Workspace.objects.filter(pk=workspace.pk).update(provider_instance_id=instance.instance_id)
+        workspace.provider_instance_id = instance.instance_id
+    return instance
+
+
+def workspace_launch_failed(*, job_id: str, code: str, message: str) -> None:
+    """A launch that cannot succeed: record the provider's message and leave nothing behind in the cloud."""
+    job = ProvisionJob.objects.select_related("workspace__cloud_account").get(pk=job_id)
+    workspace = job.workspace
+    provider = provider_for(workspace)
+    cleanup_errors = []
+    try:
+        instances = provider.find_workspace_instances(workspace.pk, workspace.cloud_account_id)
+        for instance in instances:
+            provider.terminate(instance.instance_id)
+        for instance in instances:
+            wait_for(provider, instance.instance_id, {"terminated"}, timeout=30)
+        if workspace.security_group_id:
+            provider.delete_security_group(workspace.security_group_id)
+    except (cloud.CloudError, StillWaiting) as error:
+        cleanup_errors.append(str(error))
+        logger.warning("Cleanup after failed launch of %s incomplete: %s", workspace.pk, error)
+    record_transition(
+        workspace=workspace,
+        to_state=S.ERROR,
+        expected_from=[S.LAUNCHING, S.PENDING],
+        reason=f"launch failed: {code}",
+        error_message=f"{code}: {message}",
+    )
+    job.status, job.finished_at, job.lease_expires_at = ProvisionJob.Status.FAILED, timezone.now(), None
+    job.error_code, job.error_message = (
+        code,
+        message + (f" (cleanup: {'; '.join(cleanup_errors)})" if cleanup_errors else ""),
+    )
+    job.save(update_fields=["status", "finished_at", "lease_expires_at", "error_code", "error_message", "updated_at"])
