@@ -22,6 +22,11 @@ def rate_in_state(workspace: Workspace, state: str) -> Decimal:
     return workspace.hourly_rate if state in COMPUTE_BILLED_STATES else Decimal("0")
 
 
+def _locked_state(workspace_id: str) -> str | None:
+    """The workspace's state, read under a row lock (PostgreSQL) for the rest of the transaction."""
+    return Workspace.objects.select_for_update().filter(pk=workspace_id).values_list("state", flat=True).first()
+
+
 def record_transition(
     *,
     workspace: Workspace,
@@ -31,17 +36,23 @@ def record_transition(
     reason: str = "",
     **fields,
 ) -> bool:
-    """Move the workspace to `to_state` if it is still in one of `expected_from`; False otherwise."""
+    """Move the workspace to `to_state` if it is still in one of `expected_from`; False otherwise.
+
+    The move is a conditional update on the state read: a transition row is written only when that
+    update changed the row, so a concurrent move (where row locks do not hold, e.g. SQLite) never leaves
+    two rows claiming the same departure."""
     with transaction.atomic():
-        current = Workspace.objects.select_for_update().filter(pk=workspace.pk).values_list("state", flat=True).first()
+        current = _locked_state(workspace.pk)
         if current is None or current not in set(expected_from):
             return False
         now = timezone.now()
-        for name, value in fields.items():
-            setattr(workspace, name, value)
-        Workspace.objects.filter(pk=workspace.pk, state=current).update(
+        updated = Workspace.objects.filter(pk=workspace.pk, state=current).update(
             state=to_state, state_changed_at=now, updated_at=now, **fields
         )
+        if updated != 1:
+            return False
+        for name, value in fields.items():
+            setattr(workspace, name, value)
         workspace.state, workspace.state_changed_at = to_state, now
         StateTransition.objects.create(
             workspace=workspace,
