@@ -8,20 +8,21 @@ loopback in the sandbox and tests). Clients use botocore's standard retry mode; 
 
 import base64
 import binascii
+import functools
 import logging
-import os
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
 import boto3
-from botocore.awsrequest import AWSResponse
+from botocore import xform_name
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, ConnectionError, EndpointConnectionError
 from django.conf import settings
 from django.core.cache import cache
+from django.utils.module_loading import import_string
 
 logger = logging.getLogger("carrel.cloud")
 
@@ -120,60 +121,20 @@ def _classify(error: Exception, operation: str) -> CloudError:
     return TransientCloudError(type(error).__name__, str(error), operation)
 
 
-def count_api_call(operation: str) -> None:
-    """Calls per operation, kept in the cache; the benchmark reads them."""
-    key = f"cloud:calls:{operation}"
-    cache.add(key, 0, timeout=None)
-    try:
-        cache.incr(key)
-    except ValueError:
-        cache.set(key, 1, timeout=None)
+# --- Client hooks ---------------------------------------------------------------------------------
+# The one extension point: CARREL_CLOUD_CLIENT_HOOKS names functions (dotted paths) that are called with
+# every new EC2 client and may register botocore event handlers on `client.meta.events` (for instance
+# `before-send.ec2` or `after-call.ec2`). Production registers none; the test and bench settings register
+# theirs (tests/cloud_hooks.py) this way.
 
 
-def api_call_counts(operations: Iterable[str]) -> dict[str, int]:
-    return {operation: int(cache.get(f"cloud:calls:{operation}", 0)) for operation in operations}
+@functools.lru_cache(maxsize=8)
+def _import_hooks(paths: tuple[str, ...]) -> tuple[Callable, ...]:
+    return tuple(import_string(path) for path in paths)
 
 
-# --- Fault injection, for tests that prove retries and crash recovery -------------------------
-
-
-def _throttle_responses(remaining: dict):
-    """Answer the next N calls of an operation with RequestLimitExceeded (HTTP 503), as EC2 does."""
-
-    def before_send(request, **kwargs):
-        operation = kwargs.get("event_name", "").rsplit(".", 1)[-1]
-        if remaining.get(operation, 0) > 0:
-            remaining[operation] -= 1
-            body = (
-                b'<?xml version="1.0" encoding="UTF-8"?><Response><Errors><Error><Code>RequestLimitExceeded</Code>'
-                b"<Message>Request limit exceeded.</Message></Error></Errors><RequestID>fault</RequestID></Response>"
-            )
-            return AWSResponse(request.url, 503, {}, _Raw(body))
-        return None
-
-    return before_send
-
-
-class _Raw:
-    def __init__(self, body: bytes) -> None:
-        self._body = body
-
-    def stream(self, **kwargs):
-        yield self._body
-
-
-def parse_faults(spec: str) -> tuple[dict[str, int], set[str]]:
-    """`throttle:RunInstances:3,exit-after:RunInstances` → ({"RunInstances": 3}, {"RunInstances"})."""
-    throttles: dict[str, int] = {}
-    exits: set[str] = set()
-    for item in filter(None, (part.strip() for part in spec.split(","))):
-        kind, _, rest = item.partition(":")
-        if kind == "throttle":
-            operation, _, count = rest.partition(":")
-            throttles[operation] = int(count or 1)
-        elif kind == "exit-after":
-            exits.add(rest)
-    return throttles, exits
+def client_hooks() -> tuple[Callable, ...]:
+    return _import_hooks(tuple(settings.CARREL_CLOUD_CLIENT_HOOKS))
 
 
 # --- Sessions -----------------------------------------------------------------------------------
@@ -202,7 +163,7 @@ def _cached_session(key: tuple, build, expires_at: float | None = None) -> boto3
 class AwsProvider:
     """EC2 for one cloud account. Create one per task; clients are cheap and not shared across threads."""
 
-    def __init__(self, account, *, region: str | None = None, faults: str | None = None) -> None:
+    def __init__(self, account, *, region: str | None = None) -> None:
         self.account = account
         self.region = region or account.region
         session = self._session()
@@ -213,13 +174,8 @@ class AwsProvider:
             read_timeout=30,
         )
         self.ec2 = session.client("ec2", endpoint_url=account.endpoint_url or None, config=config)
-        self.ec2.meta.events.register("after-call.ec2", self._after_call)
-        faults = faults if faults is not None else settings.CARREL_CLOUD_FAULTS
-        self._exit_after: set[str] = set()
-        if faults:
-            throttles, self._exit_after = parse_faults(faults)
-            if throttles:
-                self.ec2.meta.events.register("before-send.ec2", _throttle_responses(throttles))
+        for hook in client_hooks():
+            hook(self.ec2)
 
     def _session(self) -> boto3.Session:
         account = self.account
@@ -242,15 +198,8 @@ class AwsProvider:
             return _cached_session(("role", account.role_arn, account.external_id, self.region), assume)
         return _cached_session(("chain", self.region), lambda: (boto3.Session(region_name=self.region), None))
 
-    def _after_call(self, **kwargs) -> None:
-        operation = kwargs.get("model").name if kwargs.get("model") else "unknown"
-        count_api_call(operation)
-        if operation in self._exit_after:
-            logger.error("Fault injection: exiting the process after %s", operation)
-            os._exit(137)
-
     def _call(self, operation: str, **params):
-        method = getattr(self.ec2, _snake(operation))
+        method = getattr(self.ec2, xform_name(operation))
         try:
             return method(**params)
         except (ClientError, BotoCoreError) as error:
@@ -290,6 +239,9 @@ class AwsProvider:
         return found
 
     def launch(self, spec: LaunchSpec) -> InstanceInfo:
+        # The root volume is the image's own device (Ubuntu: /dev/sda1, Amazon Linux: /dev/xvda); a mapping
+        # under any other name would attach a second, blank volume and leave the root one unsized and unencrypted.
+        root_device = self.root_device_name(spec.image_id)
         params = {
             "ImageId": spec.image_id,
             "InstanceType": spec.instance_type,
@@ -301,7 +253,7 @@ class AwsProvider:
             "UserData": spec.user_data,
             "BlockDeviceMappings": [
                 {
-                    "DeviceName": "/dev/xvda",
+                    "DeviceName": root_device,
                     "Ebs": {
                         "VolumeSize": spec.root_volume_gb,
                         "VolumeType": spec.root_volume_type,
@@ -367,6 +319,8 @@ class AwsProvider:
     # --- images ---
 
     def image_for(self, base_os: str) -> str:
+        """The AMI for a base OS: the account's override, else the newest matching public image (whose root
+        device name is remembered from the same DescribeImages call)."""
         override = (self.account.image_overrides or {}).get(base_os) or (self.account.image_overrides or {}).get("*")
         if override:
             return override
@@ -378,7 +332,34 @@ class AwsProvider:
         )["Images"]
         if not images:
             raise PermanentCloudError("ImageNotFound", f"No image for {base_os} in {self.region}", "DescribeImages")
-        return max(images, key=lambda image: image.get("CreationDate", ""))["ImageId"]
+        image = max(images, key=lambda image: image.get("CreationDate", ""))
+        self._remember_root_device(image)
+        return image["ImageId"]
+
+    def root_device_name(self, image_id: str) -> str:
+        """The image's root device name (`/dev/sda1`, `/dev/xvda`, …): one DescribeImages per image, then
+        remembered, since an image never changes."""
+        cached = cache.get(self._root_device_key(image_id))
+        if cached:
+            return cached
+        images = self._call("DescribeImages", ImageIds=[image_id])["Images"]
+        if not images:
+            message = f"No image {image_id} in {self.region}"
+            raise PermanentCloudError("InvalidAMIID.NotFound", message, "DescribeImages")
+        return self._remember_root_device(images[0])
+
+    def _remember_root_device(self, image: dict) -> str:
+        name = image.get("RootDeviceName")
+        if not name:
+            raise PermanentCloudError(
+                "InvalidAMIID.Unsupported", f"Image {image.get('ImageId')} names no root device", "DescribeImages"
+            )
+        cache.set(self._root_device_key(image["ImageId"]), name, timeout=None)
+        return name
+
+    def _root_device_key(self, image_id: str) -> str:
+        # Image ids are regional; the endpoint keeps a sandbox's images apart from AWS's.
+        return f"cloud:root-device:{self.account.endpoint_url or 'aws'}:{self.region}:{image_id}"
 
     # --- security groups ---
 
@@ -459,15 +440,6 @@ IMAGE_SOURCES = {
     "rocky-9": ("792107900819", "Rocky-9-EC2-Base-9.*x86_64"),
     "amazon-linux-2023": ("137112412989", "al2023-ami-2023.*-x86_64"),
 }
-
-
-def _snake(operation: str) -> str:
-    out = []
-    for index, char in enumerate(operation):
-        if char.isupper() and index:
-            out.append("_")
-        out.append(char.lower())
-    return "".join(out)
 
 
 def _tag_list(tags: dict[str, str]) -> list[dict[str, str]]:

@@ -29,3 +29,9 @@ def sync_workspace_firewall(workspace_id: str) -> None:
     from workspaces import tasks
 
     transaction.on_commit(lambda: tasks.sync_workspace_firewall.delay(workspace_id))
+
+
+def release_security_group(workspace_id: str) -> None:
+    from workspaces import tasks
+
+    transaction.on_commit(lambda: tasks.release_security_group.delay(workspace_id))

@@ -3,6 +3,7 @@
 import logging
 
 from celery import shared_task
+from django.conf import settings
 
 from workspaces import cloud, services
 from workspaces.models import CloudAccount
@@ -21,31 +22,53 @@ def backoff(retries: int, ceiling: int = 60) -> int:
     return min(2 ** (retries + 1), ceiling)
 
 
-@shared_task(bind=True, acks_late=True, max_retries=10, ignore_result=True)
-def provision_workspace(self, job_id: str) -> None:
+# Waiting is a countdown, never a sleep: a task that finds the cloud not there yet schedules itself to look
+# again in CARREL_LAUNCH_POLL_SECONDS and frees its worker. Errors retry with backoff, at most MAX_ERRORS
+# in a row; waiting is bounded by time (a launch by CARREL_LAUNCH_TIMEOUT_SECONDS).
+MAX_ERRORS = 10
+
+
+@shared_task(bind=True, acks_late=True, max_retries=None, ignore_result=True)
+def provision_workspace(self, job_id: str, errors: int = 0) -> None:
     try:
         services.workspace_provision(job_id=job_id)
-    except RETRYABLE as error:
-        if self.request.retries >= self.max_retries:
-            code = getattr(error, "code", "LAUNCH_TIMEOUT")
-            services.workspace_launch_failed(job_id=job_id, code=code, message=str(error))
+    except services.StillWaiting as waiting:
+        if services.launch_timed_out(job_id=job_id):
+            services.workspace_launch_failed(job_id=job_id, code="LAUNCH_TIMEOUT", message=str(waiting))
             return
-        countdown = backoff(self.request.retries, LAUNCH_MAX_BACKOFF)
+        countdown = settings.CARREL_LAUNCH_POLL_SECONDS
+        services.job_renew_lease(job_id=job_id, seconds=countdown)
+        raise self.retry(countdown=countdown, kwargs={"errors": 0}) from waiting
+    except cloud.TransientCloudError as error:
+        if errors + 1 >= MAX_ERRORS or services.launch_timed_out(job_id=job_id):
+            services.workspace_launch_failed(job_id=job_id, code=error.code, message=str(error))
+            return
+        countdown = backoff(errors, LAUNCH_MAX_BACKOFF)
         # The job stays leased while the retry waits, so the launch sweep does not take it over.
         services.job_renew_lease(job_id=job_id, seconds=countdown)
         logger.info("Launch job %s will retry in %ss: %s", job_id, countdown, error)
-        raise self.retry(exc=error, countdown=countdown) from error
+        raise self.retry(exc=error, countdown=countdown, kwargs={"errors": errors + 1}) from error
 
 
-@shared_task(bind=True, acks_late=True, max_retries=10, ignore_result=True)
-def drive_workspace(self, workspace_id: str, action: str) -> None:
+@shared_task(bind=True, acks_late=True, max_retries=None, ignore_result=True)
+def drive_workspace(self, workspace_id: str, action: str, issued: bool = False, errors: int = 0) -> None:
     try:
-        services.workspace_drive(workspace_id=workspace_id, action=action)
-    except RETRYABLE as error:
-        if self.request.retries >= self.max_retries:
+        services.workspace_drive(workspace_id=workspace_id, action=action, issued=issued)
+    except services.StillWaiting as waiting:
+        if services.transition_overdue(workspace_id=workspace_id):
+            logger.error("Giving up %s of %s: %s; the reconciler will repair it", action, workspace_id, waiting)
+            return
+        raise self.retry(
+            countdown=settings.CARREL_LAUNCH_POLL_SECONDS,
+            kwargs={"issued": True, "errors": 0},
+        ) from waiting
+    except cloud.TransientCloudError as error:
+        if errors + 1 >= MAX_ERRORS:
             logger.error("Giving up %s of %s: %s; the reconciler will repair it", action, workspace_id, error)
             return
-        raise self.retry(exc=error, countdown=backoff(self.request.retries)) from error
+        raise self.retry(
+            exc=error, countdown=backoff(errors), kwargs={"issued": issued, "errors": errors + 1}
+        ) from error
     except cloud.PermanentCloudError as error:
         # The provider refused; the reconciler puts the workspace back in the state the cloud reports.
         logger.error("%s of %s refused by the provider: %s", action, workspace_id, error)
@@ -62,6 +85,14 @@ def resize_workspace(self, job_id: str) -> None:
         raise self.retry(exc=error, countdown=backoff(self.request.retries)) from error
     except cloud.PermanentCloudError as error:
         services.workspace_resize_failed(job_id=job_id, code=error.code, message=error.message)
+
+
+@shared_task(bind=True, acks_late=True, max_retries=120, ignore_result=True)
+def release_security_group(self, workspace_id: str) -> None:
+    try:
+        services.workspace_release_security_group(workspace_id=workspace_id)
+    except RETRYABLE as error:
+        raise self.retry(exc=error, countdown=max(settings.CARREL_LAUNCH_POLL_SECONDS, 5)) from error
 
 
 @shared_task(bind=True, acks_late=True, max_retries=10, ignore_result=True)

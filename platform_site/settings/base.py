@@ -46,6 +46,8 @@ INSTALLED_APPS = [
     "django.contrib.sites",
     "rest_framework",
     "drf_spectacular",
+    # Swagger UI's files as static files of our own: the API docs load nothing from a CDN.
+    "drf_spectacular_sidecar",
     "allauth",
     "allauth.account",
     "allauth.socialaccount",
@@ -182,16 +184,24 @@ SOCIALACCOUNT_STORE_TOKENS = False
 def _oauth_providers() -> dict:
     """OAuth/OIDC providers are switched on by configuration: a provider with a client id is on."""
     providers: dict = {}
-    for provider, prefix, scope in (
-        ("github", "GITHUB", ["read:user", "user:email"]),
-        ("google", "GOOGLE", ["profile", "email"]),
-        ("orcid", "ORCID", None),
+    # Each variable is named in full, so that the README's settings table can be checked against this file.
+    for provider, client_id, secret, scope in (
+        (
+            "github",
+            os.environ.get("CARREL_OAUTH_GITHUB_CLIENT_ID"),
+            os.environ.get("CARREL_OAUTH_GITHUB_SECRET", ""),
+            ["read:user", "user:email"],
+        ),
+        (
+            "google",
+            os.environ.get("CARREL_OAUTH_GOOGLE_CLIENT_ID"),
+            os.environ.get("CARREL_OAUTH_GOOGLE_SECRET", ""),
+            ["profile", "email"],
+        ),
+        ("orcid", os.environ.get("CARREL_OAUTH_ORCID_CLIENT_ID"), os.environ.get("CARREL_OAUTH_ORCID_SECRET", ""), None),
     ):
-        client_id = os.environ.get(f"CARREL_OAUTH_{prefix}_CLIENT_ID")
         if client_id:
-            providers[provider] = {
-                "APPS": [{"client_id": client_id, "secret": os.environ.get(f"CARREL_OAUTH_{prefix}_SECRET", "")}]
-            }
+            providers[provider] = {"APPS": [{"client_id": client_id, "secret": secret}]}
             if scope:
                 providers[provider]["SCOPE"] = scope
     oidc_client_id = os.environ.get("CARREL_OIDC_CLIENT_ID")
@@ -273,6 +283,11 @@ SPECTACULAR_SETTINGS = {
     ),
     "VERSION": CARREL_VERSION,
     "SERVE_INCLUDE_SCHEMA": False,
+    # Swagger UI (/api/v1/docs/) from drf-spectacular-sidecar's static files, not a CDN; no online validator badge.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
     "SCHEMA_PATH_PREFIX": r"/api/v1",
     "COMPONENT_SPLIT_REQUEST": True,
     "POSTPROCESSING_HOOKS": [
@@ -306,10 +321,15 @@ CARREL_TOKEN_PREFIX = "carrel_"
 # --- Cloud ------------------------------------------------------------------------------------
 # botocore standard-mode attempts per call (throttling and 5xx are retried with backoff).
 CARREL_CLOUD_MAX_ATTEMPTS = int(os.environ.get("CARREL_CLOUD_MAX_ATTEMPTS", "5"))
-# Fault injection for tests only, e.g. "throttle:RunInstances:3" or "exit-after:RunInstances".
-CARREL_CLOUD_FAULTS = os.environ.get("CARREL_CLOUD_FAULTS", "")
-# How long a launch task polls for `running` before handing the wait to a later retry.
-CARREL_LAUNCH_POLL_SECONDS = float(os.environ.get("CARREL_LAUNCH_POLL_SECONDS", "60"))
+# Dotted paths of functions called with every new EC2 client, which may register botocore event handlers
+# on it (`client.meta.events`). None in production; the test and bench settings add a call counter and a
+# fault injector (tests/cloud_hooks.py).
+CARREL_CLOUD_CLIENT_HOOKS: list[str] = []
+# Seconds between two looks at an instance that is changing state (a launch, stop, start, terminate): a
+# task looks once, then schedules itself again after this countdown; no worker sleeps waiting.
+CARREL_LAUNCH_POLL_SECONDS = float(os.environ.get("CARREL_LAUNCH_POLL_SECONDS", "3"))
+# A launch that is not running this long after it was requested ends in `error` (LAUNCH_TIMEOUT).
+CARREL_LAUNCH_TIMEOUT_SECONDS = int(os.environ.get("CARREL_LAUNCH_TIMEOUT_SECONDS", "900"))
 # A launch whose lease ran out (its worker died: no heartbeat, no retry scheduled) is resumed by the
 # launch sweep, which runs every CARREL_LAUNCH_SWEEP_SECONDS: together well under two minutes.
 CARREL_LAUNCH_LEASE_SECONDS = int(os.environ.get("CARREL_LAUNCH_LEASE_SECONDS", "45"))

@@ -33,6 +33,7 @@ from workspaces.services.lifecycle import (
     ActionResult,
     UpdateResult,
     max_ttl_hours,
+    transition_overdue,
     workspace_act,
     workspace_drive,
     workspace_extend,
@@ -42,7 +43,13 @@ from workspaces.services.lifecycle import (
     workspaces_stop_expired,
 )
 from workspaces.services.profiles import default_cloud_account, profile_switch, provider_for
-from workspaces.services.provisioning import job_renew_lease, workspace_launch_failed, workspace_provision
+from workspaces.services.provisioning import (
+    job_renew_lease,
+    launch_timed_out,
+    workspace_launch_failed,
+    workspace_provision,
+    workspace_release_security_group,
+)
 from workspaces.services.transitions import rate_in_state, record_transition
 
 __all__ = [
@@ -58,6 +65,7 @@ __all__ = [
     "firewall_clear",
     "ingress_for",
     "job_renew_lease",
+    "launch_timed_out",
     "max_ttl_hours",
     "profile_switch",
     "provider_for",
@@ -66,6 +74,7 @@ __all__ = [
     "require_can_manage",
     "single_host_cidr",
     "ssh_exposure",
+    "transition_overdue",
     "validate_workspace_name",
     "workspace_act",
     "workspace_drive",
@@ -73,6 +82,7 @@ __all__ = [
     "workspace_launch",
     "workspace_launch_failed",
     "workspace_provision",
+    "workspace_release_security_group",
     "workspace_resize_apply",
     "workspace_resize_failed",
     "workspace_sync_firewall",

@@ -16,9 +16,9 @@ from workspaces.models import (
     ProvisionJob,
     Workspace,
 )
-from workspaces.services.access import S, require_can_manage, validate_workspace_name
+from workspaces.services.access import S, StillWaiting, require_can_manage, validate_workspace_name
 from workspaces.services.profiles import provider_for
-from workspaces.services.provisioning import wait_for
+from workspaces.services.provisioning import observe
 from workspaces.services.transitions import record_transition
 
 logger = logging.getLogger("carrel.workspaces")
@@ -146,8 +146,18 @@ def workspace_act(*, actor, workspace: Workspace, action: str, reason: str = "")
     return ActionResult(workspace, previous, spec.during, spec.message)
 
 
-def workspace_drive(*, workspace_id: str, action: str) -> None:
-    """Carry out a requested action in the cloud and wait for the provider to confirm it."""
+def transition_overdue(*, workspace_id: str) -> bool:
+    """Whether an action has waited longer than CARREL_TRANSITION_STUCK_SECONDS (the reconciler takes over)."""
+    changed = Workspace.objects.filter(pk=workspace_id).values_list("state_changed_at", flat=True).first()
+    limit = timedelta(seconds=settings.CARREL_TRANSITION_STUCK_SECONDS)
+    return changed is None or timezone.now() - changed > limit
+
+
+def workspace_drive(*, workspace_id: str, action: str, issued: bool = False) -> None:
+    """Carry out a requested action in the cloud, then look once whether the provider has done it.
+
+    StillWaiting when it has not yet: the task looks again after a countdown with `issued=True`, which
+    only looks. (A redelivered message asks again; every call here is idempotent.)"""
     spec = ACTIONS[action]
     workspace = Workspace.objects.select_related("cloud_account").get(pk=workspace_id)
     if workspace.state != spec.during:
@@ -157,10 +167,13 @@ def workspace_drive(*, workspace_id: str, action: str) -> None:
         ids = {info.instance_id for info in provider.find_workspace_instances(workspace.pk, workspace.cloud_account_id)}
         if workspace.provider_instance_id:
             ids.add(workspace.provider_instance_id)
-        for instance_id in sorted(ids):
-            provider.terminate(instance_id)
-        for instance_id in sorted(ids):
-            wait_for(provider, instance_id, {"terminated"}, timeout=settings.CARREL_LAUNCH_POLL_SECONDS)
+        if not issued:
+            for instance_id in sorted(ids):
+                provider.terminate(instance_id)
+        described = provider.describe(ids) if ids else {}
+        alive = sorted(i for i, info in described.items() if info.state != "terminated")
+        if alive:
+            raise StillWaiting(f"{', '.join(alive)} not terminated yet")
         if workspace.security_group_id:
             provider.delete_security_group(workspace.security_group_id)
         record_transition(
@@ -174,8 +187,9 @@ def workspace_drive(*, workspace_id: str, action: str) -> None:
         return
     instance_id = workspace.provider_instance_id
     if action in ("stop", "hibernate"):
-        provider.stop(instance_id, hibernate=action == "hibernate")
-        wait_for(provider, instance_id, {"stopped"}, timeout=settings.CARREL_LAUNCH_POLL_SECONDS)
+        if not issued:
+            provider.stop(instance_id, hibernate=action == "hibernate")
+        observe(provider, instance_id, {"stopped"})
         record_transition(
             workspace=workspace,
             to_state=spec.final,
@@ -184,8 +198,9 @@ def workspace_drive(*, workspace_id: str, action: str) -> None:
             public_ip=None,
         )
     else:
-        provider.start(instance_id)
-        info = wait_for(provider, instance_id, {"running"}, timeout=settings.CARREL_LAUNCH_POLL_SECONDS)
+        if not issued:
+            provider.start(instance_id)
+        info = observe(provider, instance_id, {"running"})
         record_transition(
             workspace=workspace,
             to_state=S.RUNNING,

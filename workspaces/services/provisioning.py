@@ -1,14 +1,13 @@
 """Provisioning: the launch job's cloud work, resumable after a crash and safe to repeat."""
 
 import logging
-import time
 from datetime import timedelta
 
 from django.conf import settings
 from django.utils import timezone
 
 from templates.cloud_init import render_user_data
-from workspaces import cloud
+from workspaces import cloud, dispatch
 from workspaces.models import (
     ProvisionJob,
     Workspace,
@@ -60,21 +59,24 @@ def resource_tags(workspace: Workspace) -> dict[str, str]:
     }
 
 
-def wait_for(
-    provider: cloud.AwsProvider, instance_id: str, wanted: set[str], *, timeout: float, heartbeat=None
-) -> cloud.InstanceInfo:
-    deadline = time.monotonic() + timeout
-    delay = 0.2
-    while True:
-        if heartbeat is not None:
-            heartbeat()
-        info = provider.describe([instance_id]).get(instance_id)
-        if info is not None and info.state in wanted:
-            return info
-        if time.monotonic() >= deadline:
-            raise StillWaiting(f"{instance_id} is {info.state if info else 'unknown'}, waiting for {sorted(wanted)}")
-        time.sleep(delay)
-        delay = min(delay * 2, 5.0)
+def observe(provider: cloud.AwsProvider, instance_id: str, wanted: set[str]) -> cloud.InstanceInfo:
+    """One look at the instance: its report when it is in a `wanted` state, else StillWaiting, and the task
+    looks again after a countdown. Workers never sleep waiting for the cloud."""
+    info = provider.describe([instance_id]).get(instance_id)
+    if info is not None and info.state in wanted:
+        return info
+    if info is not None and info.state in ("shutting-down", "terminated") and "terminated" not in wanted:
+        raise cloud.PermanentCloudError(
+            "InstanceTerminated", info.state_reason or f"{instance_id} is {info.state}", "DescribeInstances"
+        )
+    raise StillWaiting(f"{instance_id} is {info.state if info else 'not visible yet'}, waiting for {sorted(wanted)}")
+
+
+def launch_timed_out(*, job_id: str) -> bool:
+    """Whether the launch has run out of time (CARREL_LAUNCH_TIMEOUT_SECONDS since it was requested)."""
+    created = ProvisionJob.objects.filter(pk=job_id).values_list("created_at", flat=True).first()
+    limit = timedelta(seconds=settings.CARREL_LAUNCH_TIMEOUT_SECONDS)
+    return created is None or timezone.now() - created > limit
 
 
 def job_renew_lease(*, job_id: str, seconds: float = 0) -> None:
@@ -96,15 +98,20 @@ def workspace_provision(*, job_id: str) -> None:
             job.status, job.finished_at = ProvisionJob.Status.SUCCEEDED, timezone.now()
             job.save(update_fields=["status", "finished_at", "updated_at"])
         return
-    # A first attempt cannot have an instance yet; any later one (a retry, a redelivered message after a
-    # worker died) must look for the tagged instance before asking for one.
-    first_attempt = job.attempts == 0 and not workspace.provider_instance_id
-    ProvisionJob.objects.filter(pk=job.pk).update(status=ProvisionJob.Status.RUNNING, attempts=job.attempts + 1)
-    job.status, job.attempts = ProvisionJob.Status.RUNNING, job.attempts + 1
-    job_renew_lease(job_id=job.pk, seconds=settings.CARREL_LAUNCH_POLL_SECONDS)
-    mark_step(job, "queued")
     provider = provider_for(workspace)
     try:
+        if workspace.provider_instance_id:
+            # Launched on an earlier run: this run only looks whether it is running yet.
+            job_renew_lease(job_id=job.pk, seconds=settings.CARREL_LAUNCH_POLL_SECONDS)
+            _finish_launch(job, workspace, observe(provider, workspace.provider_instance_id, {"running"}))
+            return
+        # A first attempt cannot have an instance yet; any later one (a retry, a redelivered message after a
+        # worker died) must look for the tagged instance before asking for one.
+        first_attempt = job.attempts == 0
+        ProvisionJob.objects.filter(pk=job.pk).update(status=ProvisionJob.Status.RUNNING, attempts=job.attempts + 1)
+        job.status, job.attempts = ProvisionJob.Status.RUNNING, job.attempts + 1
+        job_renew_lease(job_id=job.pk, seconds=settings.CARREL_LAUNCH_POLL_SECONDS)
+        mark_step(job, "queued")
         try:
             _prepare_security_group(provider, workspace)
             mark_step(job, "security_group")
@@ -119,35 +126,31 @@ def workspace_provision(*, job_id: str) -> None:
             _prepare_security_group(provider, workspace)
             instance = _adopt_or_launch(provider, workspace, look_for_existing=True)
         mark_step(job, "instance", message=instance.instance_id)
-
-        info = wait_for(
-            provider,
-            instance.instance_id,
-            {"running"},
-            timeout=settings.CARREL_LAUNCH_POLL_SECONDS,
-            heartbeat=lambda: job_renew_lease(job_id=job.pk),
-        )
-        moved = record_transition(
-            workspace=workspace,
-            to_state=S.RUNNING,
-            expected_from=[S.LAUNCHING],
-            reason="the provider reports running",
-            public_ip=info.public_ip,
-            private_ip=info.private_ip,
-            launch_time=info.launch_time or timezone.now(),
-        )
-        mark_step(job, "running")
-        job.status, job.progress, job.finished_at = ProvisionJob.Status.SUCCEEDED, 100, timezone.now()
-        job.lease_expires_at = None
-        job.save(update_fields=["status", "progress", "finished_at", "lease_expires_at", "updated_at"])
-        if not moved:
-            logger.info("Workspace %s left launching while provisioning; nothing more to do", workspace.pk)
+        _finish_launch(job, workspace, observe(provider, instance.instance_id, {"running"}))
     except cloud.PermanentCloudError as error:
         workspace_launch_failed(job_id=job.pk, code=error.code, message=error.message)
     except (cloud.TransientCloudError, StillWaiting) as error:
         job.error_message = str(error)[:2000]
         job.save(update_fields=["error_message", "updated_at"])
         raise
+
+
+def _finish_launch(job: ProvisionJob, workspace: Workspace, info: cloud.InstanceInfo) -> None:
+    moved = record_transition(
+        workspace=workspace,
+        to_state=S.RUNNING,
+        expected_from=[S.LAUNCHING],
+        reason="the provider reports running",
+        public_ip=info.public_ip,
+        private_ip=info.private_ip,
+        launch_time=info.launch_time or timezone.now(),
+    )
+    mark_step(job, "running")
+    job.status, job.progress, job.finished_at = ProvisionJob.Status.SUCCEEDED, 100, timezone.now()
+    job.lease_expires_at = None
+    job.save(update_fields=["status", "progress", "finished_at", "lease_expires_at", "updated_at"])
+    if not moved:
+        logger.info("Workspace %s left launching while provisioning; nothing more to do", workspace.pk)
 
 
 def _prepare_security_group(provider: cloud.AwsProvider, workspace: Workspace) -> None:
@@ -205,11 +208,12 @@ def workspace_launch_failed(*, job_id: str, code: str, message: str) -> None:
         instances = provider.find_workspace_instances(workspace.pk, workspace.cloud_account_id)
         for instance in instances:
             provider.terminate(instance.instance_id)
-        for instance in instances:
-            wait_for(provider, instance.instance_id, {"terminated"}, timeout=30)
-        if workspace.security_group_id:
+        if instances:
+            # The group can go once the instances are gone: a task looks again after a countdown.
+            dispatch.release_security_group(workspace.pk)
+        elif workspace.security_group_id:
             provider.delete_security_group(workspace.security_group_id)
-    except (cloud.CloudError, StillWaiting) as error:
+    except cloud.CloudError as error:
         cleanup_errors.append(str(error))
         logger.warning("Cleanup after failed launch of %s incomplete: %s", workspace.pk, error)
     record_transition(
@@ -225,3 +229,24 @@ def workspace_launch_failed(*, job_id: str, code: str, message: str) -> None:
         message + (f" (cleanup: {'; '.join(cleanup_errors)})" if cleanup_errors else ""),
     )
     job.save(update_fields=["status", "finished_at", "lease_expires_at", "error_code", "error_message", "updated_at"])
+
+
+def workspace_release_security_group(*, workspace_id: str) -> None:
+    """Delete the security group of a workspace whose launch failed, once its instances are terminated.
+    StillWaiting while they are shutting down (EC2 refuses to delete a group still in use)."""
+    workspace = Workspace.objects.select_related("cloud_account").get(pk=workspace_id)
+    if not workspace.security_group_id or workspace.state not in (S.ERROR, S.TERMINATED):
+        return
+    provider = provider_for(workspace)
+    remaining = provider.find_workspace_instances(workspace.pk, workspace.cloud_account_id)
+    for instance in remaining:
+        provider.terminate(instance.instance_id)
+    if remaining:
+        raise StillWaiting(f"{len(remaining)} instance(s) of {workspace.pk} still shutting down")
+    try:
+        provider.delete_security_group(workspace.security_group_id)
+    except cloud.PermanentCloudError as error:
+        if error.code == "DependencyViolation":
+            raise StillWaiting(f"{workspace.security_group_id} is still in use") from error
+        raise
+    Workspace.objects.filter(pk=workspace.pk).update(security_group_id="")
