@@ -19,6 +19,7 @@ from django.utils.crypto import salted_hmac
 from accounts.models import Membership, OrgRole
 from audit.services import audit_record
 from invitations.models import DeliveryStatus, Invitation, InvitationResend, InvitationStatus
+from platform_site.actors import SYSTEM
 from platform_site.errors import CarrelError, Conflict, NotFound, PermissionDenied, ValidationFailed
 from platform_site.text import clean_text
 from projects.models import PROJECT_ROLE_RANK, Project, ProjectMember, ProjectRole
@@ -642,7 +643,7 @@ def memberships_expire(*, now=None) -> int:
     for member in ProjectMember.objects.filter(expires_at__lte=now).select_related("project", "user"):
         with transaction.atomic():
             audit_record(
-                actor=None,
+                actor=SYSTEM,
                 action="project_member.expire",
                 target=member,
                 organization=member.project.organization,

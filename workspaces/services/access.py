@@ -3,6 +3,7 @@
 import logging
 import re
 
+from platform_site.actors import is_system
 from platform_site.errors import PermissionDenied, ValidationFailed
 from projects.models import ProjectRole
 from projects.services import project_role_of
@@ -47,7 +48,11 @@ class StillWaiting(Exception):
 
 def can_manage(*, user, workspace: Workspace) -> bool:
     """Project owners and admins manage every workspace; members only their own; viewers none.
-    Platform superusers (Django admin) manage all."""
+    Platform superusers (Django admin) manage all, and so does Carrel itself (`SYSTEM`); nobody else."""
+    if is_system(user):
+        return True
+    if user is None or not user.is_authenticated:
+        return False
     if user.is_superuser:
         return True
     role = project_role_of(user=user, project=workspace.project)
@@ -57,7 +62,7 @@ def can_manage(*, user, workspace: Workspace) -> bool:
 
 
 def require_can_manage(*, user, workspace: Workspace) -> None:
-    if user is not None and not can_manage(user=user, workspace=workspace):
+    if not can_manage(user=user, workspace=workspace):
         raise PermissionDenied(
             "Only the workspace's owner and the project's owners and admins can do this.",
             details=f"Workspace {workspace.name} belongs to {workspace.owner.email}.",

@@ -10,6 +10,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from audit.services import audit_record
+from platform_site.actors import SYSTEM
 from platform_site.errors import Conflict, ValidationFailed
 from workspaces import dispatch, sizing
 from workspaces.models import (
@@ -395,7 +396,7 @@ def workspaces_stop_expired() -> list[str]:
         "project", "owner"
     ):
         try:
-            workspace_act(actor=None, workspace=workspace, action="stop", reason="TTL expired")
+            workspace_act(actor=SYSTEM, workspace=workspace, action="stop", reason="TTL expired")
             stopped.append(workspace.pk)
         except Conflict:
             continue

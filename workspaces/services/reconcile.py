@@ -15,6 +15,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from audit.services import audit_record
+from platform_site.actors import SYSTEM
 from workspaces import cloud
 from workspaces.models import CloudAccount, OrphanedInstance, ProvisionJob, Workspace, WorkspaceState
 from workspaces.services import record_transition
@@ -176,7 +177,7 @@ def _reconcile_orphans(account: CloudAccount, provider: cloud.AwsProvider, repor
             OrphanedInstance.objects.filter(pk=orphan.pk).update(terminated_at=now)
             report.orphans_terminated.append(info.instance_id)
             audit_record(
-                actor=None,
+                actor=SYSTEM,
                 action="cloud.orphan_terminated",
                 target=orphan,
                 organization=account.organization,

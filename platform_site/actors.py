@@ -1,0 +1,30 @@
+"""The actor for what Carrel does by itself (TTL expiry, reconciliation, idle hibernation).
+
+Services take an `actor`. A person is a User; the system is `SYSTEM`, never `None`, so that no service
+can mistake "nobody said who" for "allowed to do anything". Audit rows record it as "system".
+"""
+
+
+class SystemActor:
+    """Carrel itself. Not a user: not authenticated, no id, no e-mail; permission checks allow it by name."""
+
+    is_authenticated = False
+    is_anonymous = False
+    is_superuser = False
+    is_staff = False
+    pk = None
+    id = None
+    email = ""
+
+    def __str__(self) -> str:
+        return "system"
+
+    def __repr__(self) -> str:
+        return "SYSTEM"
+
+
+SYSTEM = SystemActor()
+
+
+def is_system(actor) -> bool:
+    return isinstance(actor, SystemActor)
