@@ -12,6 +12,10 @@ from platform_site.settings import DATABASES, env_bool
 # Measure the code as it runs in production: DEBUG keeps every SQL query in memory.
 DEBUG = env_bool("DJANGO_DEBUG", False)
 
+# Count the EC2 calls per operation in the shared cache (the report reads them with api_call_counts);
+# no fault injection.
+CARREL_CLOUD_CLIENT_HOOKS = ["tests.cloud_hooks.count_calls"]
+
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     DATABASES["default"]["OPTIONS"]["timeout"] = int(os.environ.get("CARREL_BENCH_SQLITE_TIMEOUT", "60"))
     if env_bool("CARREL_BENCH_SQLITE_WAL", False):

@@ -1,4 +1,4 @@
-"""The test suite: base settings with a fast password hasher and an isolated cache."""
+"""The test suite: base settings with a fast password hasher, an isolated cache and the cloud test hooks."""
 
 import os
 
@@ -8,6 +8,12 @@ from .base import CELERY_BROKER_URL, DATABASES, REDIS_URL, VAR_DIR
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 EMAIL_BACKEND = os.environ.get("DJANGO_EMAIL_BACKEND", "django.core.mail.backends.locmem.EmailBackend")
 ACCOUNT_EMAIL_VERIFICATION = "mandatory"
+
+# botocore handlers on every EC2 client: calls counted per operation (`tests.cloud_hooks.api_call_counts`)
+# and the faults named here, e.g. "throttle:RunInstances:3" or "exit-after:RunInstances". Tests set
+# CARREL_CLOUD_FAULTS through the `settings` fixture, or in the environment of the workers they start.
+CARREL_CLOUD_CLIENT_HOOKS = ["tests.cloud_hooks.count_calls", "tests.cloud_hooks.inject_faults"]
+CARREL_CLOUD_FAULTS = os.environ.get("CARREL_CLOUD_FAULTS", "")
 
 if REDIS_URL:
     CACHES = {
