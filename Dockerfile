@@ -8,13 +8,14 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     CARREL_VAR_DIR=/var/lib/carrel
 
 WORKDIR /app
+# The runtime requirements only: no moto (requirements-sandbox.txt) and no test tools (requirements-dev.txt).
 COPY requirements.txt .
 RUN pip install --no-cache-dir -r requirements.txt
 
 COPY . .
 RUN useradd --system --home /app carrel && mkdir -p /var/lib/carrel && chown carrel /var/lib/carrel \
  && DJANGO_SECRET_KEY=build-only-collectstatic-key-that-is-long-enough-to-pass-the-check-0123456789 \
-    DJANGO_ALLOWED_HOSTS=build python manage.py collectstatic --noinput
+    DJANGO_ALLOWED_HOSTS=build CARREL_PUBLIC_URL=https://build.invalid python manage.py collectstatic --noinput
 USER carrel
 
 EXPOSE 8000

@@ -1,5 +1,6 @@
 # Sourced by the other scripts: make sure .venv exists with the pinned requirements installed.
-# Reinstalls only when requirements*.txt change (a hash stamp in .venv).
+# requirements-dev.txt includes requirements-sandbox.txt (the moto server), which includes requirements.txt
+# (the runtime, all the production image gets). Reinstalls only when one of them changes (a hash stamp in .venv).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -20,7 +21,8 @@ if [ ! -x .venv/bin/python ]; then
   "$(pick_python)" -m venv .venv
 fi
 stamp=.venv/.requirements.sha256
-wanted=$(cat requirements.txt requirements-dev.txt | sha256sum | cut -d' ' -f1)
+REQUIREMENT_FILES=(requirements.txt requirements-sandbox.txt requirements-dev.txt)
+wanted=$(cat "${REQUIREMENT_FILES[@]}" | sha256sum | cut -d' ' -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$wanted" ]; then
   echo "==> Installing requirements"
   .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip

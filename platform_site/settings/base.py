@@ -198,7 +198,12 @@ def _oauth_providers() -> dict:
             os.environ.get("CARREL_OAUTH_GOOGLE_SECRET", ""),
             ["profile", "email"],
         ),
-        ("orcid", os.environ.get("CARREL_OAUTH_ORCID_CLIENT_ID"), os.environ.get("CARREL_OAUTH_ORCID_SECRET", ""), None),
+        (
+            "orcid",
+            os.environ.get("CARREL_OAUTH_ORCID_CLIENT_ID"),
+            os.environ.get("CARREL_OAUTH_ORCID_SECRET", ""),
+            None,
+        ),
     ):
         if client_id:
             providers[provider] = {"APPS": [{"client_id": client_id, "secret": secret}]}

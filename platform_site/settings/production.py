@@ -1,9 +1,12 @@
-"""Production: PostgreSQL, Redis, real AWS, HTTPS. Refuses to start without a real secret and hosts.
+"""Production: PostgreSQL, Redis, real AWS, HTTPS. Refuses to start without a real secret key, host names
+and the public address (CARREL_PUBLIC_URL, which links in e-mails start with).
 
-Passes `manage.py check --deploy` with no warnings given DJANGO_SECRET_KEY and DJANGO_ALLOWED_HOSTS.
+Passes `manage.py check --deploy` with no warnings given DJANGO_SECRET_KEY, DJANGO_ALLOWED_HOSTS and
+CARREL_PUBLIC_URL.
 """
 
 import os
+from urllib.parse import urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -17,6 +20,13 @@ if "insecure" in SECRET_KEY or len(SECRET_KEY) < 50:
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS")
 if not ALLOWED_HOSTS:
     raise ImproperlyConfigured("Set DJANGO_ALLOWED_HOSTS to the host names the site is served under.")
+# Invitation and sign-up e-mails link here: the sandbox's default (a loopback address) would send people nowhere.
+CARREL_PUBLIC_URL = os.environ.get("CARREL_PUBLIC_URL", "").strip().rstrip("/")
+_public_url = urlsplit(CARREL_PUBLIC_URL)
+if _public_url.scheme != "https" or not _public_url.hostname:
+    raise ImproperlyConfigured(
+        "Set CARREL_PUBLIC_URL to the https:// address people reach Carrel at, e.g. https://carrel.example.org."
+    )
 
 ACCOUNT_DEFAULT_HTTP_PROTOCOL = "https"
 SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", True)

@@ -1,10 +1,15 @@
 """Run the whole sandbox in one terminal: migrate, seed a demo login, then web + worker + beat.
 
 No PostgreSQL, Redis or Docker: SQLite, a file cache and a filesystem Celery broker under var/.
-A process that dies is started again (the worker, beat, the web server, the local cloud); Ctrl-C stops
-every process.
+A process that dies is started again (the worker, beat, the web server, the local cloud); Ctrl-C or SIGTERM
+stops every process within STOP_GRACE_SECONDS plus a moment (SIGTERM to all at once, then SIGKILL).
+
+The local cloud (workspaces.moto_server, which runs moto) is imported when the sandbox starts, not with this
+module: moto is a sandbox and test requirement (requirements-sandbox.txt), not in the production image.
 """
 
+import contextlib
+import gc
 import os
 import signal
 import subprocess
@@ -19,13 +24,16 @@ from django.db import transaction
 
 from accounts.models import Membership, Organization, OrgRole, User
 from accounts.services import token_create
+from platform_site.tasks import record_worker_heartbeat
 from projects.models import Project, ProjectMember, ProjectRole
 from templates.services import template_catalog_load
 from workspaces.models import CloudAccount
-from workspaces.moto_server import SANDBOX_AWS_ENV, sandbox_image_id, start_moto_server
 
 DEMO_EMAIL = "demo@carrel.localhost"
 DEMO_PASSWORD = "carrel-sandbox-demo"  # sandbox only; printed on start
+# How long stopping waits for processes to exit after SIGTERM before it SIGKILLs their process groups. A Celery
+# worker's warm shutdown would wait for its running tasks; they are acknowledged late, so a killed task runs again.
+STOP_GRACE_SECONDS = 1.5
 
 
 @transaction.atomic
@@ -53,6 +61,8 @@ def seed_demo() -> tuple[User, Organization, Project]:
 
 def point_sandbox_cloud_at(*, organization: Organization, url: str) -> CloudAccount:
     """The demo organization's cloud account is the local moto server (its port may change per start)."""
+    from workspaces.moto_server import sandbox_image_id
+
     account, _ = CloudAccount.objects.update_or_create(
         organization=organization,
         name="sandbox-cloud",
@@ -80,13 +90,41 @@ class Command(BaseCommand):
         user, organization, project = seed_demo()
         issued = token_create(actor=user, name="sandbox", scopes=["read", "write"])
         base = f"http://{host}:{port}"
+        if seed_only:
+            self._print_banner(base, organization, project, issued.secret, cloud_url=None)
+            return
+        from workspaces.moto_server import SANDBOX_AWS_ENV, start_moto_server
+
+        # SIGTERM stops the sandbox the way Ctrl-C does: through the KeyboardInterrupt handler below.
+        signal.signal(signal.SIGTERM, signal.default_int_handler)
+        # Links in e-mails (invitations, sign-up) point at this sandbox's web server.
+        os.environ.setdefault("CARREL_PUBLIC_URL", base)
+        os.environ.update({key: os.environ.get(key, value) for key, value in SANDBOX_AWS_ENV.items()})
+        supervisor = Supervisor(
+            self._commands(host, port), env={**os.environ, "PYTHONUNBUFFERED": "1"}, log=self.stderr.write
+        )
         moto = None
-        if not seed_only:
-            # Links in e-mails (invitations, sign-up) point at this sandbox's web server.
-            os.environ.setdefault("CARREL_PUBLIC_URL", base)
-            os.environ.update({key: os.environ.get(key, value) for key, value in SANDBOX_AWS_ENV.items()})
+        try:
             moto = start_moto_server(cloud_port or port + 1)
             point_sandbox_cloud_at(organization=organization, url=moto.url)
+            self._print_banner(base, organization, project, issued.secret, cloud_url=moto.url)
+            # A first heartbeat for the worker to record as soon as it is up (beat sends the next in 30 s), so that
+            # GET /api/v1/daemon/status says whether the worker runs from the start.
+            record_worker_heartbeat.delay()
+            supervisor.start_all()
+            self._watch(supervisor, moto, organization)
+        except KeyboardInterrupt:
+            self.stdout.write("\nStopping the sandbox…")
+        finally:
+            # A second Ctrl-C must not cut the stop short and leave processes behind.
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            supervisor.stop_all(also=[moto.process] if moto else [])
+            # Everything is stopped: spare the interpreter's final garbage collection over Django and boto3's
+            # objects (a second or more), so that the prompt comes back at once.
+            gc.freeze()
+
+    def _print_banner(self, base: str, organization: Organization, project: Project, token: str, *, cloud_url) -> None:
         self.stdout.write(
             self.style.SUCCESS("\nCarrel sandbox\n")
             + f"  Console / API:  {base}/          (API docs: {base}/api/v1/docs/)\n"
@@ -94,31 +132,26 @@ class Command(BaseCommand):
             + f"  Demo login:     {DEMO_EMAIL} / {DEMO_PASSWORD}\n"
             + f"  Organization:   {organization.name} ({organization.id})\n"
             + f"  Project:        {project.name} ({project.id})\n"
-            + f"  API token:      {issued.secret}\n"
-            + f"  Try:            curl -H 'Authorization: Bearer {issued.secret}' {base}/api/v1/projects\n"
+            + f"  API token:      {token}\n"
+            + f"  Try:            curl -H 'Authorization: Bearer {token}' {base}/api/v1/projects\n"
             + (
-                f"  Local cloud:    {moto.url}  (a moto EC2 server; templates: {base}/api/v1/templates)\n"
+                f"  Local cloud:    {cloud_url}  (a moto EC2 server; templates: {base}/api/v1/templates)\n"
                 + "  Launch:         curl -H 'Authorization: Bearer "
-                + issued.secret
+                + token
                 + "' -H 'Content-Type: application/json' -d "
                 + '\'{"name": "my-box", "template": "Python Machine Learning", "size": "S"}\' '
                 + f"{base}/api/v1/instances/launch\n"
-                if moto
+                if cloud_url
                 else ""
             )
             + f"  Data:           {settings.VAR_DIR}  (e-mail is printed below)\n"
         )
-        if seed_only:
-            return
-        try:
-            self._run(host, port, moto, organization)
-        finally:
-            moto.stop()
+        self.stdout.flush()
 
-    def _run(self, host: str, port: int, moto, organization: Organization) -> None:
+    @staticmethod
+    def _commands(host: str, port: int) -> dict[str, list[str]]:
         python = sys.executable
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        commands = {
+        return {
             "web": [python, "manage.py", "runserver", f"{host}:{port}", "--noreload"],
             "worker": [python, "-m", "celery", "-A", "platform_site", "worker", "-l", "info", "--concurrency", "2"],
             "beat": [
@@ -134,29 +167,22 @@ class Command(BaseCommand):
                 str(settings.VAR_DIR / "celerybeat-schedule"),
             ],
         }
-        supervisor = Supervisor(commands, env=env, log=self.stderr.write)
-        supervisor.start_all()
 
-        def stop(*_):
-            supervisor.stop_all()
+    def _watch(self, supervisor: "Supervisor", moto, organization: Organization) -> None:
+        """Restart what dies until Ctrl-C or SIGTERM (a KeyboardInterrupt) or a process that keeps dying."""
+        from workspaces.moto_server import start_moto_server
 
-        signal.signal(signal.SIGTERM, lambda *_: (stop(), sys.exit(0)))
-        try:
-            while True:
-                if not supervisor.restart_dead():
-                    self.stderr.write("A process keeps dying; stopping the sandbox (see its log above).")
-                    stop()
-                    sys.exit(1)
-                if moto.process.poll() is not None:
-                    # The local cloud lives in that process's memory: a new one starts empty, and the
-                    # reconciler marks workspaces whose instances are gone as terminated.
-                    self.stderr.write(f"The local cloud exited with {moto.process.returncode}; starting a new one.")
-                    moto.process = start_moto_server(int(moto.url.rsplit(":", 1)[1])).process
-                    point_sandbox_cloud_at(organization=organization, url=moto.url)
-                time.sleep(1)
-        except KeyboardInterrupt:
-            self.stdout.write("\nStopping the sandbox…")
-            stop()
+        while True:
+            if not supervisor.restart_dead():
+                self.stderr.write("A process keeps dying; stopping the sandbox (see its log above).")
+                raise SystemExit(1)
+            if moto.process.poll() is not None:
+                # The local cloud lives in that process's memory: a new one starts empty, and the
+                # reconciler marks workspaces whose instances are gone as terminated.
+                self.stderr.write(f"The local cloud exited with {moto.process.returncode}; starting a new one.")
+                moto.process = start_moto_server(int(moto.url.rsplit(":", 1)[1])).process
+                point_sandbox_cloud_at(organization=organization, url=moto.url)
+            time.sleep(1)
 
 
 class Supervisor:
@@ -196,13 +222,29 @@ class Supervisor:
             self.start(name)
         return True
 
-    def stop_all(self) -> None:
-        for process in self.processes.values():
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGTERM)
-        deadline = time.time() + 10
-        for process in self.processes.values():
-            try:
-                process.wait(timeout=max(0.1, deadline - time.time()))
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
+    def stop_all(self, *, also: list[subprocess.Popen] = (), grace: float = STOP_GRACE_SECONDS) -> None:
+        """Stop every process (and `also`, e.g. the local cloud) within `grace` seconds plus a moment."""
+        stop_process_groups([*self.processes.values(), *also], grace=grace)
+
+
+def stop_process_groups(processes: list[subprocess.Popen], *, grace: float = STOP_GRACE_SECONDS) -> None:
+    """SIGTERM each process's group at once, wait up to `grace` seconds for all of them together, then SIGKILL
+    the groups: that also ends what a leader leaves behind (a Celery worker's pool processes). Every process
+    here was started in a session of its own, so its group is its own pid."""
+    running = [process for process in processes if process.poll() is None]
+    for process in running:
+        process.terminate()  # the leader: a Celery worker stops its own pool
+    deadline = time.monotonic() + grace
+    for process in running:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=max(0.0, deadline - time.monotonic()))
+    for process in running:
+        _signal_group(process, signal.SIGKILL)
+    for process in running:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=1)
+
+
+def _signal_group(process: subprocess.Popen, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):  # the group is gone already
+        os.killpg(process.pid, sig)
