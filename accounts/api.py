@@ -32,6 +32,7 @@ from accounts.serializers import (
 from platform_site.api import fields as strict
 from platform_site.api.views import ScopedAPIView
 from platform_site.errors import NotFound
+from platform_site.tenancy import visible_or_404
 
 # --- Login -------------------------------------------------------------------------------------
 
@@ -258,8 +259,8 @@ class _OrganizationView(ScopedAPIView):
     model = Organization
     serializer_class = OrganizationSerializer
 
-    def get_queryset(self):
-        return selectors.organizations_for(user=self.request.user)
+    def refine_queryset(self, queryset):
+        return selectors.organizations_for(user=self.request.user, queryset=queryset)
 
 
 class OrganizationListCreateView(mixins.ListModelMixin, _OrganizationView):
@@ -316,12 +317,13 @@ class _MembersView(ScopedAPIView):
     serializer_class = MembershipSerializer
 
     def organization(self) -> Organization:
-        organization = (
-            Organization.objects.visible_to(self.request.user).filter(pk=self.kwargs["organization_id"]).first()
+        return visible_or_404(
+            Organization,
+            self.request.user,
+            code="ORGANIZATION_NOT_FOUND",
+            message="No such organization of yours.",
+            pk=self.kwargs["organization_id"],
         )
-        if organization is None:
-            raise NotFound("No such organization of yours.", code="ORGANIZATION_NOT_FOUND")
-        return organization
 
     def refine_queryset(self, queryset):
         return queryset.filter(organization_id=self.kwargs["organization_id"]).select_related("user", "organization")

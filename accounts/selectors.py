@@ -20,11 +20,12 @@ def users_with_shared_memberships(*, viewer: User, users: QuerySet) -> QuerySet:
     )
 
 
-def organizations_for(*, user: User) -> QuerySet:
-    """The user's organizations with the user's role and the member count, in one query."""
+def organizations_for(*, user: User, queryset: QuerySet | None = None) -> QuerySet:
+    """The user's organizations (or `queryset`, already scoped to them) with the user's role and the member
+    count, in one query."""
     caller_role = Membership.objects.filter(organization=OuterRef("pk"), user=user).values("role")[:1]
     return (
-        Organization.objects.visible_to(user)
+        (queryset if queryset is not None else Organization.objects.visible_to(user))
         .annotate(caller_role=Subquery(caller_role), member_count=Count("memberships", distinct=True))
         .order_by("name", "id")
     )

@@ -9,6 +9,7 @@ from invitations import services
 from invitations.models import Invitation, InvitationStatus
 from platform_site.api import fields as strict
 from platform_site.errors import NotFound, PermissionDenied, ValidationFailed
+from platform_site.tenancy import scoped_queryset, visible_or_404
 from projects.models import Project, ProjectRole
 from projects.services import project_role_of
 
@@ -124,22 +125,24 @@ class SendingView(APIView):
 
 
 def _visible_invitation(request, invitation_id: str) -> Invitation:
-    invitation = (
-        Invitation.objects.visible_to(request.user)
-        .select_related("project", "project__organization", "invited_by")
-        .filter(pk=invitation_id)
-        .first()
+    return visible_or_404(
+        Invitation,
+        request.user,
+        code="INVITATION_NOT_FOUND",
+        refine=lambda qs: qs.select_related("project", "project__organization", "invited_by"),
+        pk=invitation_id,
     )
-    if invitation is None:
-        raise NotFound(f"No invitation '{invitation_id}' visible to you.", code="INVITATION_NOT_FOUND")
-    return invitation
 
 
 def _project(request, project_id: str) -> Project:
-    project = Project.objects.visible_to(request.user).select_related("organization").filter(pk=project_id).first()
-    if project is None:
-        raise NotFound("No such project visible to you.", code="PROJECT_NOT_FOUND")
-    return project
+    return visible_or_404(
+        Project,
+        request.user,
+        code="PROJECT_NOT_FOUND",
+        message="No such project visible to you.",
+        refine=lambda qs: qs.select_related("organization"),
+        pk=project_id,
+    )
 
 
 def _status_filter(request, queryset):
@@ -260,7 +263,7 @@ def _answer_target(request, invitation_id: str, token: str | None) -> Invitation
     Anything else is a 404, so other organizations' invitations reveal nothing.
     """
     invitation = (
-        Invitation.objects.visible_to(request.user)
+        scoped_queryset(Invitation, request.user)
         .select_related("project", "project__organization")
         .filter(pk=invitation_id)
         .first()

@@ -20,3 +20,41 @@ def scoped_queryset(model: type[models.Model], user) -> models.QuerySet:
     if not isinstance(queryset, ScopedQuerySet):
         raise TypeError(f"{model.__name__} has no tenant scope; give it a ScopedQuerySet")
     return queryset.visible_to(user)
+
+
+def visible_or_404(
+    model: type[models.Model], user, *, code: str, message: str | None = None, refine=None, **lookup
+) -> models.Model:
+    """The object `lookup` names among those `user` may see, or NotFound with `code`.
+
+    The same answer whether the object does not exist or belongs to another tenant (404, never 403).
+    `refine` adds select_related/annotations to the scoped queryset; it cannot widen it."""
+    queryset = scoped_queryset(model, user)
+    if refine is not None:
+        queryset = refine(queryset)
+    found = queryset.filter(**lookup).first()
+    if found is None:
+        from platform_site.errors import NotFound
+
+        wanted = ", ".join(str(value) for value in lookup.values())
+        raise NotFound(
+            message or f"No {model._meta.verbose_name} '{wanted}' visible to you.",
+            code=code,
+            details=", ".join(f"{key}={value}" for key, value in lookup.items()),
+        )
+    return found
+
+
+def visible_by_id_or_name(
+    model: type[models.Model], user, reference: str, *, code: str, refine=None, name_field: str = "name"
+) -> models.Model:
+    """By id first, then by name (ids resolve before names), among the objects `user` may see."""
+    queryset = scoped_queryset(model, user)
+    if refine is not None:
+        queryset = refine(queryset)
+    found = queryset.filter(pk=reference).first() or queryset.filter(**{name_field: reference}).first()
+    if found is None:
+        from platform_site.errors import NotFound
+
+        raise NotFound(f"No {model._meta.verbose_name} '{reference}' visible to you.", code=code)
+    return found

@@ -4,7 +4,8 @@ from rest_framework.response import Response
 
 from accounts.models import Organization
 from platform_site.api.views import ScopedAPIView
-from platform_site.errors import NotFound, ValidationFailed
+from platform_site.errors import ValidationFailed
+from platform_site.tenancy import scoped_queryset, visible_or_404
 from projects import selectors, services
 from projects.models import Project, ProjectMember
 from projects.serializers import (
@@ -30,12 +31,15 @@ class _ProjectView(ScopedAPIView):
 
 
 def _organization_for_new_project(user, organization_id: str | None) -> Organization:
-    organizations = Organization.objects.visible_to(user)
     if organization_id:
-        organization = organizations.filter(pk=organization_id).first()
-        if organization is None:
-            raise NotFound("No such organization of yours.", code="ORGANIZATION_NOT_FOUND")
-        return organization
+        return visible_or_404(
+            Organization,
+            user,
+            code="ORGANIZATION_NOT_FOUND",
+            message="No such organization of yours.",
+            pk=organization_id,
+        )
+    organizations = scoped_queryset(Organization, user)
     mine = list(organizations[:2])
     if len(mine) != 1:
         raise ValidationFailed(fields={"organization": ["Required: you belong to several organizations (or none)."]})
@@ -106,15 +110,14 @@ class _ProjectMembersView(ScopedAPIView):
     serializer_class = ProjectMemberSerializer
 
     def project(self) -> Project:
-        project = (
-            Project.objects.visible_to(self.request.user)
-            .select_related("organization")
-            .filter(pk=self.kwargs["project_id"])
-            .first()
+        return visible_or_404(
+            Project,
+            self.request.user,
+            code="PROJECT_NOT_FOUND",
+            message="No such project visible to you.",
+            refine=lambda qs: qs.select_related("organization"),
+            pk=self.kwargs["project_id"],
         )
-        if project is None:
-            raise NotFound("No such project visible to you.", code="PROJECT_NOT_FOUND")
-        return project
 
     def refine_queryset(self, queryset):
         # Members whose access expired are not members any more, even before the periodic task removes them.

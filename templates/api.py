@@ -6,6 +6,7 @@ from rest_framework.views import APIView
 from accounts.models import Organization
 from platform_site.api import fields as strict
 from platform_site.errors import NotFound, ValidationFailed
+from platform_site.tenancy import visible_or_404
 from templates import selectors, services
 from templates.selectors import TemplateView
 
@@ -85,11 +86,13 @@ class TemplateListView(APIView):
     def post(self, request):
         form = TemplateCreateSerializer(data=request.data)
         form.is_valid(raise_exception=True)
-        organization = (
-            Organization.objects.visible_to(request.user).filter(pk=form.validated_data["organization"]).first()
+        organization = visible_or_404(
+            Organization,
+            request.user,
+            code="ORGANIZATION_NOT_FOUND",
+            message="No such organization of yours.",
+            pk=form.validated_data["organization"],
         )
-        if organization is None:
-            raise NotFound("No such organization of yours.", code="ORGANIZATION_NOT_FOUND")
         if not isinstance(form.validated_data["definition"].get("name"), str):
             raise ValidationFailed(fields={"definition.name": ["A template needs a name."]})
         template = services.template_create(

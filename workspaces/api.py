@@ -13,6 +13,7 @@ from platform_site.api import fields as strict
 from platform_site.api.system import format_duration
 from platform_site.api.views import ScopedAPIView
 from platform_site.errors import Conflict, NotFound, ProviderUnavailable, ValidationFailed
+from platform_site.tenancy import scoped_queryset, visible_by_id_or_name
 from projects.models import Project
 from workspaces import cloud, selectors, services, sizing
 from workspaces.models import CloudAccount, FirewallRule, ProvisionJob, Workspace, WorkspacePreference, WorkspaceState
@@ -270,12 +271,9 @@ def _workspace_or_404(request, reference: str) -> Workspace:
 
 
 def _project_for_launch(request, reference: str | None) -> Project:
-    projects = Project.objects.visible_to(request.user)
     if reference:
-        project = projects.filter(pk=reference).first() or projects.filter(name=reference).first()
-        if project is None:
-            raise NotFound(f"No project '{reference}' visible to you.", code="PROJECT_NOT_FOUND")
-        return project
+        return visible_by_id_or_name(Project, request.user, reference, code="PROJECT_NOT_FOUND")
+    projects = scoped_queryset(Project, request.user)
     preference = WorkspacePreference.objects.filter(user=request.user).first()
     if preference and preference.project_id:
         project = projects.filter(pk=preference.project_id).first()
@@ -290,11 +288,13 @@ def _project_for_launch(request, reference: str | None) -> Project:
 def _account_for_launch(request, project: Project, reference: str | None) -> CloudAccount | None:
     if not reference:
         return None
-    accounts = CloudAccount.objects.visible_to(request.user).filter(organization=project.organization)
-    account = accounts.filter(pk=reference).first() or accounts.filter(name=reference).first()
-    if account is None:
-        raise NotFound(f"No cloud account '{reference}' in the project's organization.", code="PROFILE_NOT_FOUND")
-    return account
+    return visible_by_id_or_name(
+        CloudAccount,
+        request.user,
+        reference,
+        code="PROFILE_NOT_FOUND",
+        refine=lambda qs: qs.filter(organization=project.organization),
+    )
 
 
 # --- Instances ---------------------------------------------------------------------------------
@@ -304,8 +304,8 @@ class InstanceListView(mixins.ListModelMixin, ScopedAPIView):
     model = Workspace
     serializer_class = WorkspaceSerializer
 
-    def get_queryset(self):
-        return selectors.workspaces_for(user=self.request.user).order_by("-created_at", "id")
+    def refine_queryset(self, queryset):
+        return selectors.workspaces_for(user=self.request.user, queryset=queryset).order_by("-created_at", "id")
 
     def filter_queryset(self, queryset):
         params = self.request.query_params
@@ -705,17 +705,16 @@ class JobDetailView(ScopedAPIView):
     model = ProvisionJob
     serializer_class = JobSerializer
 
-    def get_queryset(self):
-        return ProvisionJob.objects.filter(
-            workspace__in=Workspace.objects.visible_to(self.request.user)
-        ).select_related("workspace")
+    not_found_code = "JOB_NOT_FOUND"
+    not_found_message = "No such job visible to you."
+    lookup_url_kwarg = "job_id"
+
+    def refine_queryset(self, queryset):
+        return queryset.select_related("workspace")
 
     @extend_schema(summary="A provisioning job: steps, progress 0–100 and errors.", tags=["jobs"])
     def get(self, request, job_id: str):
-        job = self.get_queryset().filter(pk=job_id).first()
-        if job is None:
-            raise NotFound(f"No job '{job_id}' visible to you.", code="JOB_NOT_FOUND")
-        return Response(self.get_serializer(job).data)
+        return Response(self.get_serializer(self.get_object()).data)
 
 
 # --- Logs ---------------------------------------------------------------------------------------
@@ -733,7 +732,7 @@ class LogListView(APIView):
         tags=["logs"],
     )
     def get(self, request):
-        workspaces = Workspace.objects.visible_to(request.user).exclude(state=WorkspaceState.TERMINATED)
+        workspaces = scoped_queryset(Workspace, request.user).exclude(state=WorkspaceState.TERMINATED)
         return Response(
             {
                 "instances": [
@@ -817,7 +816,7 @@ class LogView(APIView):
 
 def _active_account(request) -> tuple[CloudAccount | None, WorkspacePreference | None]:
     preference = WorkspacePreference.objects.filter(user=request.user).select_related("cloud_account").first()
-    visible = CloudAccount.objects.visible_to(request.user)
+    visible = scoped_queryset(CloudAccount, request.user)
     if preference and preference.cloud_account_id and visible.filter(pk=preference.cloud_account_id).exists():
         return preference.cloud_account, preference
     return visible.order_by("-is_default", "created_at").first(), preference
@@ -831,7 +830,7 @@ class ProfileListView(APIView):
     )
     def get(self, request):
         active, preference = _active_account(request)
-        accounts = CloudAccount.objects.visible_to(request.user).order_by("organization_id", "name")
+        accounts = scoped_queryset(CloudAccount, request.user).order_by("organization_id", "name")
         context = {"active_id": active.pk if active else None, "preference": preference}
         return Response(ProfileSerializer(accounts, many=True, context=context).data)
 
@@ -865,15 +864,9 @@ class ProfileSwitchView(APIView):
             raise ValidationFailed(fields={"profile_name": ["Give profile_name and/or project."]})
         account = project = None
         if profile:
-            visible = CloudAccount.objects.visible_to(request.user)
-            account = visible.filter(pk=profile).first() or visible.filter(name=profile).first()
-            if account is None:
-                raise NotFound(f"No profile '{profile}'.", code="PROFILE_NOT_FOUND")
+            account = visible_by_id_or_name(CloudAccount, request.user, profile, code="PROFILE_NOT_FOUND")
         if project_ref:
-            projects = Project.objects.visible_to(request.user)
-            project = projects.filter(pk=project_ref).first() or projects.filter(name=project_ref).first()
-            if project is None:
-                raise NotFound(f"No project '{project_ref}' visible to you.", code="PROJECT_NOT_FOUND")
+            project = visible_by_id_or_name(Project, request.user, project_ref, code="PROJECT_NOT_FOUND")
         preference = services.profile_switch(actor=request.user, cloud_account=account, project=project)
         active, _ = _active_account(request)
         return Response(

@@ -217,6 +217,11 @@ class StateTransition(models.Model):
         return f"{self.workspace_id}: {self.from_state or '∅'} → {self.to_state}"
 
 
+class ProvisionJobQuerySet(ScopedQuerySet):
+    def visible_to(self, user) -> "ProvisionJobQuerySet":
+        return self.filter(workspace__in=Workspace.objects.visible_to(user))
+
+
 class ProvisionJob(models.Model):
     class Status(models.TextChoices):
         QUEUED = "queued", "Queued"
@@ -242,7 +247,7 @@ class ProvisionJob(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 
-    objects = models.Manager()
+    objects = ProvisionJobQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at"]

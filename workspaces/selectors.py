@@ -14,10 +14,11 @@ HOUR = Decimal(3600)
 CENTS = Decimal("0.0001")
 
 
-def workspaces_for(*, user) -> QuerySet:
-    """Visible workspaces with what a list needs, in a constant number of queries."""
+def workspaces_for(*, user, queryset: QuerySet | None = None) -> QuerySet:
+    """Visible workspaces (or `queryset`, already scoped) with what a list needs, in a constant number of
+    queries."""
     return (
-        Workspace.objects.visible_to(user)
+        (queryset if queryset is not None else Workspace.objects.visible_to(user))
         .select_related("project", "owner", "organization")
         .prefetch_related(
             Prefetch("transitions", queryset=StateTransition.objects.order_by("created_at", "id")),

@@ -2,8 +2,7 @@
 
 from rest_framework import generics
 
-from platform_site.errors import NotFound
-from platform_site.tenancy import scoped_queryset
+from platform_site.tenancy import scoped_queryset, visible_or_404
 
 
 class ScopedAPIView(generics.GenericAPIView):
@@ -14,18 +13,29 @@ class ScopedAPIView(generics.GenericAPIView):
     not_found_code = "NOT_FOUND"
     not_found_message = "Not found."
 
-    def get_queryset(self):
-        return self.refine_queryset(scoped_queryset(self.model, self.request.user))
-
     def refine_queryset(self, queryset):
         """Add select_related/prefetch/filters here; scoping has already happened."""
         return queryset
 
+    def get_queryset(self):
+        # Final: views refine the scoped queryset (refine_queryset), they never replace it.
+        return self.refine_queryset(scoped_queryset(self.model, self.request.user))
+
     def get_object(self):
         lookup_url_kwarg = self.lookup_url_kwarg or self.lookup_field
         value = self.kwargs[lookup_url_kwarg]
-        obj = self.filter_queryset(self.get_queryset()).filter(**{self.lookup_field: value}).first()
-        if obj is None:
-            raise NotFound(self.not_found_message, code=self.not_found_code, details=f"{lookup_url_kwarg}={value}")
+        obj = visible_or_404(
+            self.model,
+            self.request.user,
+            code=self.not_found_code,
+            message=self.not_found_message,
+            refine=lambda queryset: self.filter_queryset(self.refine_queryset(queryset)),
+            **{self.lookup_field: value},
+        )
         self.check_object_permissions(self.request, obj)
         return obj
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "get_queryset" in cls.__dict__:
+            raise TypeError(f"{cls.__name__} overrides get_queryset; refine the scoped queryset in refine_queryset")
