@@ -15,9 +15,13 @@ every request goes through (schemathesis checks in CI that nothing else comes ba
 - 410 on the answers to an invitation (expired, revoked);
 - 503 PROVIDER_UNAVAILABLE with Retry-After where the cloud provider is called during the request, and the
   healthcheck's own 503 (its usual body, "degraded").
+
+The error codes come from `ErrorCode` (platform_site/error_codes.py): the envelope's `code` enum lists them all,
+and each `ErrorNNN` response narrows it to the codes whose status is NNN (the handler answers a code only with
+its own status), so the contract gate checks the pairing too.
 """
 
-from platform_site.api.errors import ERROR_CODES
+from platform_site.error_codes import ErrorCode, codes_for_status
 
 RATE_LIMIT_HEADERS = {
     "X-RateLimit-Limit": {
@@ -50,13 +54,16 @@ ERROR_ENVELOPE = {
             "properties": {
                 "code": {
                     "type": "string",
-                    "enum": sorted(ERROR_CODES),
-                    "description": "Stable, upper-case error code:\n\n"
-                    + "\n".join(f"- `{code}`: {meaning}" for code, meaning in sorted(ERROR_CODES.items())),
+                    "enum": [code.value for code in sorted(ErrorCode)],
+                    "description": "Stable, upper-case error code (HTTP status): meaning.\n\n"
+                    + "\n".join(f"- `{code}` ({code.status}): {code.meaning}" for code in sorted(ErrorCode)),
                 },
                 "message": {"type": "string"},
                 "details": {"type": "string"},
-                "remediation": {"type": "string"},
+                "remediation": {
+                    "type": "string",
+                    "description": "What to do next: the raise site's advice, else the code's default one.",
+                },
                 "timestamp": {"type": "string", "format": "date-time"},
                 "request_id": {"type": "string"},
                 "fields": {
@@ -79,9 +86,9 @@ ERROR_ENVELOPE = {
 }
 
 _ERROR_RESPONSES = {
-    "400": "Invalid request (VALIDATION_ERROR, PARSE_ERROR, BAD_HOST, ...); see `fields`.",
+    "400": "Invalid request; see `fields` for VALIDATION_ERROR.",
     "401": "Missing or invalid credentials.",
-    "403": "Not allowed (PERMISSION_DENIED, INSUFFICIENT_SCOPE, CSRF_FAILED, ...).",
+    "403": "Not allowed.",
     "404": "Not found, or not visible to the caller.",
     "405": "Method not allowed (for methods an endpoint does not list).",
     "406": "No response format matches the Accept header.",
@@ -91,7 +98,7 @@ _ERROR_RESPONSES = {
     "415": "The request body has a content type the endpoint does not accept.",
     "429": "Rate limit spent; see Retry-After.",
     "500": "Unexpected server error.",
-    "503": "The cloud provider is throttling or unreachable (PROVIDER_UNAVAILABLE); see Retry-After.",
+    "503": "The cloud provider is throttling or unreachable; see Retry-After.",
 }
 
 _PUBLIC_OPERATIONS = {"healthcheck_retrieve", "auth_providers_list", "auth_login_retrieve"}
@@ -151,6 +158,27 @@ URI_TOO_LONG = {
 }
 
 
+def _error_schema(status: str) -> dict:
+    """The envelope, with `code` narrowed to the codes answered with this status."""
+    codes = [code.value for code in codes_for_status(int(status))]
+    return {
+        "allOf": [
+            {"$ref": "#/components/schemas/ErrorEnvelope"},
+            {
+                "type": "object",
+                "properties": {
+                    "error": {"type": "object", "properties": {"code": {"type": "string", "enum": codes}}},
+                },
+            },
+        ]
+    }
+
+
+def _error_description(status: str, description: str) -> str:
+    codes = ", ".join(f"`{code}`" for code in codes_for_status(int(status)))
+    return f"{description}\n\nCodes: {codes}."
+
+
 def add_envelope_and_rate_limit_headers(result, generator, request, public):
     components = result.setdefault("components", {})
     components.setdefault("schemas", {})["ErrorEnvelope"] = ERROR_ENVELOPE
@@ -166,9 +194,9 @@ def add_envelope_and_rate_limit_headers(result, generator, request, public):
         if status == "405":
             headers["Allow"] = {"description": "The methods the endpoint allows.", "schema": {"type": "string"}}
         responses[f"Error{status}"] = {
-            "description": description,
+            "description": _error_description(status, description),
             "headers": headers,
-            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorEnvelope"}}},
+            "content": {"application/json": {"schema": _error_schema(status)}},
         }
 
     for path, operations in result.get("paths", {}).items():
