@@ -1,0 +1,231 @@
+"""Serializers of the workspace API: request bodies (strict fields) and response shapes."""
+
+from drf_spectacular.utils import inline_serializer
+from rest_framework import serializers
+
+from platform_site.api import fields as strict
+from workspaces import selectors
+from workspaces.models import CloudAccount, FirewallRule, ProvisionJob, Workspace
+
+
+class WorkspaceSerializer(serializers.ModelSerializer):
+    id = strict.CharField(source="provider_instance_id", allow_null=True, help_text="The EC2 instance id.")
+    workspace_id = strict.CharField(source="pk")
+    template = strict.CharField(source="template_name")
+    project = strict.CharField(source="project_id")
+    project_name = strict.CharField(source="project.name")
+    owner = strict.EmailField(source="owner.email")
+    hourly_rate = strict.DecimalField(max_digits=10, decimal_places=4, coerce_to_string=False)
+    current_spend = serializers.SerializerMethodField()
+    launch_progress = serializers.SerializerMethodField()
+    attached_volumes = serializers.SerializerMethodField()
+    attached_ebs_volumes = serializers.SerializerMethodField()
+    tags = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Workspace
+        fields = [
+            "name",
+            "id",
+            "workspace_id",
+            "state",
+            "public_ip",
+            "private_ip",
+            "instance_type",
+            "size",
+            "region",
+            "spot",
+            "template",
+            "project",
+            "project_name",
+            "owner",
+            "launch_time",
+            "hourly_rate",
+            "current_spend",
+            "hibernation_capable",
+            "root_volume_gb",
+            "attached_volumes",
+            "attached_ebs_volumes",
+            "tags",
+            "expires_at",
+            "launch_progress",
+            "error_message",
+            "created_at",
+        ]
+        read_only_fields = fields
+
+    def get_current_spend(self, workspace) -> float:
+        return float(selectors.workspace_usage(workspace).cost_usd)
+
+    def get_launch_progress(self, workspace) -> int:
+        jobs = list(workspace.jobs.all())
+        return jobs[0].progress if jobs else 0
+
+    def get_attached_volumes(self, workspace) -> list[str]:
+        return []
+
+    def get_attached_ebs_volumes(self, workspace) -> list[str]:
+        return []
+
+    def get_tags(self, workspace) -> dict[str, str]:
+        return {"Project": workspace.project.name, "Owner": workspace.owner.email, "Template": workspace.template_name}
+
+
+class StorageSerializer(serializers.Serializer):
+    ebs_volume_size = strict.IntegerField(min_value=8, max_value=16384, required=False)
+    ebs_volume_type = strict.ChoiceField(choices=["gp3", "gp2", "io2"], required=False)
+
+
+class ConfigurationSerializer(serializers.Serializer):
+    cpuCores = strict.IntegerField(min_value=1, max_value=448)  # noqa: N815 (the seed's field names)
+    memoryGB = strict.IntegerField(min_value=1, max_value=24576)  # noqa: N815
+    gpu = strict.CharField(required=False, allow_blank=True, allow_null=True)
+    storageGB = strict.IntegerField(min_value=8, max_value=16384, required=False)  # noqa: N815
+    region = strict.CharField(required=False)
+
+
+class LaunchSerializer(serializers.Serializer):
+    name = strict.CharField(max_length=63)
+    template = strict.CharField()
+    size = strict.ChoiceField(choices=["XS", "S", "M", "L", "XL"], required=False)
+    instance_type = strict.CharField(required=False)
+    configuration = ConfigurationSerializer(required=False)
+    spot = strict.BooleanField(default=False)
+    region = strict.CharField(required=False)
+    storage = StorageSerializer(required=False)
+    project = strict.CharField(required=False, help_text="Project id or name; defaults to your profile's.")
+    budget = strict.CharField(required=False, help_text="Accepted for Prism clients; budgets come from the project.")
+    profile = strict.CharField(required=False, help_text="Cloud account id or name; defaults to your profile's.")
+
+
+class LaunchResponseSerializer(serializers.Serializer):
+    name = strict.CharField()
+    instance_id = strict.CharField(allow_null=True)
+    workspace_id = strict.CharField()
+    job_id = strict.CharField()
+    state = strict.CharField()
+    estimated_ready_time = strict.DateTimeField()
+    hourly_rate = strict.DecimalField(max_digits=10, decimal_places=4, coerce_to_string=False)
+    launch_progress = strict.IntegerField()
+
+
+class ActionResponseSerializer(serializers.Serializer):
+    name = strict.CharField()
+    previous_state = strict.CharField()
+    new_state = strict.CharField()
+    state = strict.CharField()
+    message = strict.CharField()
+    estimated_ready_time = strict.DateTimeField(required=False)
+    hibernation_supported = strict.BooleanField(required=False)
+    estimated_savings = strict.CharField(required=False)
+
+
+class UpdateSerializer(serializers.Serializer):
+    name = strict.CharField(max_length=63, required=False)
+    size = strict.ChoiceField(choices=["XS", "S", "M", "L", "XL"], required=False)
+    instance_type = strict.CharField(required=False)
+    configuration = ConfigurationSerializer(required=False)
+
+
+class TerminateSerializer(serializers.Serializer):
+    confirm = strict.CharField(help_text='Must be "DELETE".')
+    backup_ebs = strict.BooleanField(default=False)
+
+
+class ExtendSerializer(serializers.Serializer):
+    hours = strict.FloatField(
+        required=False,
+        min_value=0,
+        max_value=8760,
+        help_text="Hours to add; 4 when omitted or 0. The TTL may reach at most CARREL_MAX_TTL_HOURS (168) from "
+        "now, or the template's max_ttl_hours if lower.",
+    )
+
+
+class FirewallRuleSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = FirewallRule
+        fields = ["position", "cidr", "protocol", "from_port", "to_port", "description", "created_at"]
+        read_only_fields = fields
+
+
+FIREWALL_RULES = inline_serializer("FirewallRules", {"rules": FirewallRuleSerializer(many=True)})
+
+
+class FirewallRuleInputSerializer(serializers.Serializer):
+    cidr = strict.CharField()
+    protocol = strict.ChoiceField(choices=FirewallRule.Protocol.choices, default="tcp")
+    port = strict.IntegerField(required=False)
+    from_port = strict.IntegerField(required=False)
+    to_port = strict.IntegerField(required=False)
+    description = strict.CharField(required=False, allow_blank=True, max_length=200)
+
+
+class FirewallAddSerializer(serializers.Serializer):
+    rules = FirewallRuleInputSerializer(many=True, required=False)
+    allow_world_ssh = strict.BooleanField(default=False)
+
+
+class JobSerializer(serializers.ModelSerializer):
+    workspace = strict.CharField(source="workspace.name")
+    workspace_id = strict.CharField(source="workspace.pk")
+    state = strict.CharField(source="workspace.state")
+
+    class Meta:
+        model = ProvisionJob
+        fields = [
+            "id",
+            "kind",
+            "status",
+            "progress",
+            "steps",
+            "attempts",
+            "error_code",
+            "error_message",
+            "workspace",
+            "workspace_id",
+            "state",
+            "created_at",
+            "updated_at",
+            "finished_at",
+        ]
+        read_only_fields = fields
+
+
+class ProfileSwitchSerializer(serializers.Serializer):
+    profile_name = strict.CharField(required=False, max_length=100, help_text="Cloud account id or name.")
+    profile = strict.CharField(required=False, max_length=100, help_text="The same as profile_name (older clients).")
+    project = strict.CharField(required=False, max_length=200, help_text="Project id or name.")
+
+
+class ProfileSerializer(serializers.ModelSerializer):
+    aws_profile = serializers.SerializerMethodField()
+    default_project = serializers.SerializerMethodField()
+    active = serializers.SerializerMethodField()
+    organization = strict.CharField(source="organization_id")
+
+    class Meta:
+        model = CloudAccount
+        fields = [
+            "id",
+            "name",
+            "organization",
+            "provider",
+            "region",
+            "aws_profile",
+            "default_project",
+            "active",
+            "credential_source",
+            "created_at",
+        ]
+        read_only_fields = fields
+
+    def get_aws_profile(self, account) -> str:
+        return account.role_arn or "default credential chain"
+
+    def get_default_project(self, account) -> str | None:
+        preference = self.context.get("preference")
+        return preference.project_id if preference and preference.project_id else None
+
+    def get_active(self, account) -> bool:
+        return account.pk == self.context.get("active_id")
