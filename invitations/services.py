@@ -18,6 +18,7 @@ from django.utils.crypto import salted_hmac
 
 from accounts.models import Membership, OrgRole
 from audit.services import audit_record
+from invitations import dispatch
 from invitations.models import DeliveryStatus, Invitation, InvitationResend, InvitationStatus
 from platform_site.actors import SYSTEM
 from platform_site.errors import CarrelError, Conflict, NotFound, PermissionDenied, ValidationFailed
@@ -303,9 +304,7 @@ def _is_member(project: Project, email: str) -> bool:
 
 
 def _enqueue_delivery(invitation: Invitation) -> None:
-    from invitations import tasks
-
-    transaction.on_commit(lambda: tasks.send_invitation_email.delay(invitation.pk))
+    dispatch.send_invitation_email(invitation.pk)
 
 
 def invitation_send(

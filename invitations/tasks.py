@@ -1,38 +1,17 @@
 import logging
-import unicodedata
 
 from celery import shared_task
 from django.conf import settings
-from django.core.mail import EmailMultiAlternatives
-from django.template.loader import render_to_string
 from django.utils import timezone
 
-from invitations import services
+from invitations import emails, services
 from invitations.models import DeliveryStatus, Invitation, InvitationStatus
-from platform_site.text import BIDI_CONTROLS
 
 logger = logging.getLogger("carrel.invitations")
 
 
-SUBJECT_MAX_LENGTH = 200
-
-
 def backoff(retries: int) -> int:
     return min(30 * 2**retries, 1800)
-
-
-def one_line(value: str, *, max_length: int = SUBJECT_MAX_LENGTH) -> str:
-    """`value` fit for an e-mail header: whitespace (line breaks included) collapsed to single spaces, control and
-    bidirectional-override characters dropped, and long text shortened. Names are validated when saved; this
-    holds for rows that predate the validation or were written around it."""
-    kept = []
-    for char in value:
-        if char.isspace():
-            kept.append(" ")
-        elif unicodedata.category(char) not in ("Cc", "Cs") and char not in BIDI_CONTROLS:
-            kept.append(char)
-    text = " ".join("".join(kept).split())
-    return text if len(text) <= max_length else text[: max_length - 1].rstrip() + "…"
 
 
 @shared_task(bind=True, acks_late=True, max_retries=settings.CARREL_INVITATION_SEND_RETRIES, ignore_result=True)
@@ -45,26 +24,7 @@ def send_invitation_email(self, invitation_id: str) -> None:
     )
     if invitation is None or invitation.status != InvitationStatus.PENDING:
         return
-    inviter = invitation.invited_by
-    context = {
-        "invitation": invitation,
-        "project": invitation.project,
-        "organization": invitation.project.organization,
-        "inviter_name": one_line(inviter.display_name, max_length=80) if inviter else "A Carrel administrator",
-        "inviter_email": inviter.email if inviter else "",
-        "link": services.invitation_link(invitation),
-        "expires_at": invitation.expires_at,
-    }
-    # Headers never hold line breaks (Django refuses them, and the e-mail would never go out): one line each.
-    project_name = one_line(invitation.project.name, max_length=100)
-    subject = one_line(f"{context['inviter_name']} invited you to {project_name} on Carrel")
-    email = EmailMultiAlternatives(
-        subject=subject,
-        body=render_to_string("invitations/email.txt", context),
-        to=[invitation.email],
-        reply_to=[context["inviter_email"]] if context["inviter_email"] else None,
-    )
-    email.attach_alternative(render_to_string("invitations/email.html", context), "text/html")
+    email = emails.invitation_email(invitation=invitation, link=services.invitation_link(invitation))
     attempts = invitation.delivery_attempts + 1
     try:
         email.send()
