@@ -15,6 +15,7 @@ def test_check_deploy_with_production_settings_prints_no_warnings(tmp_path):
         "DJANGO_SETTINGS_MODULE": "platform_site.settings.production",
         "DJANGO_SECRET_KEY": "k9$Qe1!xZ7rT3wY5uI8oP0aS2dF4gH6jK8lL1zX3cV5bN7mM9qW2eR4tY6uI8oP0",
         "DJANGO_ALLOWED_HOSTS": "carrel.example.org",
+        "CARREL_PUBLIC_URL": "https://carrel.example.org",
         "CARREL_VAR_DIR": str(tmp_path),
     }
     result = subprocess.run(
