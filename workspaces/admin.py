@@ -9,6 +9,7 @@ import contextlib
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.core.exceptions import PermissionDenied
+from django.db import models
 from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
@@ -167,6 +168,8 @@ class CloudAccountAdmin(admin.ModelAdmin):
     search_fields = ["name", "id", "role_arn", "organization__name"]
     list_select_related = ["organization"]
     readonly_fields = ["id", "created_at", "last_reconciled_at", "last_reconcile_error", "last_reconcile_error_at"]
+    # An endpoint typed without a scheme is https (Django 6's default, and what a real endpoint speaks).
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
 
     @admin.display(boolean=True, description="Reconciles")
     def reconcile_healthy(self, account: CloudAccount) -> bool | None:
