@@ -13,6 +13,7 @@ from django.utils.text import slugify
 
 from accounts.models import ORG_ROLE_RANK, ApiToken, Membership, Organization, OrgRole, TokenScope, User
 from audit.services import audit_record
+from platform_site import membership_rules as rules
 from platform_site.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from platform_site.text import clean_name
 
@@ -120,13 +121,6 @@ def organization_delete(*, actor: User, organization: Organization) -> None:
 # --- Memberships --------------------------------------------------------------------------------
 
 
-def _check_grantable(*, actor_role: str, role: str) -> None:
-    if ORG_ROLE_RANK[role] > ORG_ROLE_RANK[actor_role]:
-        raise PermissionDenied(
-            f"You cannot grant the role '{role}': it is above your own ('{actor_role}').", code="ROLE_TOO_HIGH"
-        )
-
-
 def _lock_owners(organization: Organization) -> list[Membership]:
     return list(
         Membership.objects.select_for_update().filter(organization=organization, role=OrgRole.OWNER).order_by("pk")
@@ -136,7 +130,7 @@ def _lock_owners(organization: Organization) -> list[Membership]:
 @transaction.atomic
 def membership_add(*, actor: User, organization: Organization, email: str, role: str) -> Membership:
     actor_role = require_org_role(user=actor, organization=organization, minimum=OrgRole.ADMIN)
-    _check_grantable(actor_role=actor_role, role=role)
+    rules.require_grantable(ORG_ROLE_RANK, actor_role=actor_role, role=role)
     user = User.objects.filter(email=email.strip().lower()).first()
     if user is None:
         raise ValidationFailed(
@@ -163,14 +157,16 @@ def membership_add(*, actor: User, organization: Organization, email: str, role:
 def membership_update_role(*, actor: User, membership: Membership, role: str) -> Membership:
     organization = membership.organization
     actor_role = require_org_role(user=actor, organization=organization, minimum=OrgRole.ADMIN)
-    _check_grantable(actor_role=actor_role, role=role)
-    if ORG_ROLE_RANK[membership.role] > ORG_ROLE_RANK[actor_role]:
-        raise PermissionDenied("You cannot change the role of someone ranked above you.", code="ROLE_TOO_HIGH")
-    owners = _lock_owners(organization)
-    if membership.role == OrgRole.OWNER and role != OrgRole.OWNER and len(owners) <= 1:
-        raise Conflict(
-            "The last owner cannot be demoted.", code="LAST_OWNER", remediation="Make someone else an owner first."
-        )
+    rules.require_grantable(ORG_ROLE_RANK, actor_role=actor_role, role=role)
+    rules.require_not_outranked(
+        ORG_ROLE_RANK, actor_role=actor_role, member_role=membership.role, doing="change the role of"
+    )
+    rules.require_another_owner(
+        member_is_owner=membership.role == OrgRole.OWNER,
+        stays_owner=role == OrgRole.OWNER,
+        owner_count=len(_lock_owners(organization)),
+        where="organization",
+    )
     previous = membership.role
     membership.role = role
     membership.save(update_fields=["role"])
@@ -192,15 +188,13 @@ def membership_remove(*, actor: User, membership: Membership) -> None:
     organization = membership.organization
     if membership.user_id != actor.pk:
         actor_role = require_org_role(user=actor, organization=organization, minimum=OrgRole.ADMIN)
-        if ORG_ROLE_RANK[membership.role] > ORG_ROLE_RANK[actor_role]:
-            raise PermissionDenied("You cannot remove someone ranked above you.", code="ROLE_TOO_HIGH")
-    owners = _lock_owners(organization)
-    if membership.role == OrgRole.OWNER and len(owners) <= 1:
-        raise Conflict(
-            "The last owner cannot leave or be removed.",
-            code="LAST_OWNER",
-            remediation="Make someone else an owner first.",
-        )
+        rules.require_not_outranked(ORG_ROLE_RANK, actor_role=actor_role, member_role=membership.role, doing="remove")
+    rules.require_another_owner(
+        member_is_owner=membership.role == OrgRole.OWNER,
+        stays_owner=False,
+        owner_count=len(_lock_owners(organization)),
+        where="organization",
+    )
     ProjectMember.objects.filter(user_id=membership.user_id, project__organization=organization).delete()
     audit_record(
         actor=actor,

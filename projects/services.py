@@ -5,6 +5,7 @@ from django.utils import timezone
 
 from accounts.models import Membership, Organization, OrgRole, User
 from audit.services import audit_record
+from platform_site import membership_rules as rules
 from platform_site.errors import Conflict, PermissionDenied, ValidationFailed
 from platform_site.text import clean_name, clean_text
 from projects.models import PROJECT_ROLE_RANK, Project, ProjectMember, ProjectRole
@@ -41,13 +42,6 @@ def require_project_role(*, user, project: Project, minimum: str) -> str:
             details=f"Your role in project {project.name} is '{role or 'none'}'.",
         )
     return role
-
-
-def _check_grantable(*, actor_role: str, role: str) -> None:
-    if PROJECT_ROLE_RANK[role] > PROJECT_ROLE_RANK[actor_role]:
-        raise PermissionDenied(
-            f"You cannot grant the role '{role}': it is above your own ('{actor_role}').", code="ROLE_TOO_HIGH"
-        )
 
 
 def _org_members_by_email(*, organization: Organization, emails: list[str]) -> dict[str, User]:
@@ -166,7 +160,7 @@ def project_delete(*, actor: User, project: Project) -> None:
 @transaction.atomic
 def project_member_add(*, actor: User, project: Project, email: str, role: str) -> ProjectMember:
     actor_role = require_project_role(user=actor, project=project, minimum=ProjectRole.ADMIN)
-    _check_grantable(actor_role=actor_role, role=role)
+    rules.require_grantable(PROJECT_ROLE_RANK, actor_role=actor_role, role=role)
     user = _org_members_by_email(organization=project.organization, emails=[email]).get(email.lower())
     if user is None:
         raise ValidationFailed(
@@ -200,16 +194,16 @@ def _lock_project_owners(project: Project) -> list[ProjectMember]:
 def project_member_update(*, actor: User, member: ProjectMember, role: str) -> ProjectMember:
     project = member.project
     actor_role = require_project_role(user=actor, project=project, minimum=ProjectRole.ADMIN)
-    _check_grantable(actor_role=actor_role, role=role)
-    if PROJECT_ROLE_RANK[member.role] > PROJECT_ROLE_RANK[actor_role]:
-        raise PermissionDenied("You cannot change the role of someone ranked above you.", code="ROLE_TOO_HIGH")
-    owners = _lock_project_owners(project)
-    if member.role == ProjectRole.OWNER and role != ProjectRole.OWNER and len(owners) <= 1:
-        raise Conflict(
-            "The last owner of the project cannot be demoted.",
-            code="LAST_OWNER",
-            remediation="Make someone else an owner first.",
-        )
+    rules.require_grantable(PROJECT_ROLE_RANK, actor_role=actor_role, role=role)
+    rules.require_not_outranked(
+        PROJECT_ROLE_RANK, actor_role=actor_role, member_role=member.role, doing="change the role of"
+    )
+    rules.require_another_owner(
+        member_is_owner=member.role == ProjectRole.OWNER,
+        stays_owner=role == ProjectRole.OWNER,
+        owner_count=len(_lock_project_owners(project)),
+        where="project",
+    )
     previous = member.role
     member.role = role
     member.save(update_fields=["role"])
@@ -229,15 +223,13 @@ def project_member_remove(*, actor: User, member: ProjectMember) -> None:
     project = member.project
     if member.user_id != actor.pk:
         actor_role = require_project_role(user=actor, project=project, minimum=ProjectRole.ADMIN)
-        if PROJECT_ROLE_RANK[member.role] > PROJECT_ROLE_RANK[actor_role]:
-            raise PermissionDenied("You cannot remove someone ranked above you.", code="ROLE_TOO_HIGH")
-    owners = _lock_project_owners(project)
-    if member.role == ProjectRole.OWNER and len(owners) <= 1:
-        raise Conflict(
-            "The last owner cannot leave or be removed.",
-            code="LAST_OWNER",
-            remediation="Make someone else an owner first.",
-        )
+        rules.require_not_outranked(PROJECT_ROLE_RANK, actor_role=actor_role, member_role=member.role, doing="remove")
+    rules.require_another_owner(
+        member_is_owner=member.role == ProjectRole.OWNER,
+        stays_owner=False,
+        owner_count=len(_lock_project_owners(project)),
+        where="project",
+    )
     audit_record(
         actor=actor,
         action="project_member.delete",
