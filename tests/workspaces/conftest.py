@@ -1,9 +1,11 @@
 """Workspace tests talk to a real moto server over HTTP through the production boto3 code."""
 
 import os
+from dataclasses import dataclass, field
 
 import boto3
 import pytest
+from celery.signals import task_retry
 
 from platform_site.celery import app as celery_app
 from templates.services import template_catalog_load
@@ -75,3 +77,37 @@ def eager_tasks(settings):
 def cloud_instances(ec2, states=("pending", "running", "stopping", "stopped")) -> list[dict]:
     reservations = ec2.describe_instances(Filters=[{"Name": "instance-state-name", "Values": list(states)}])
     return [instance for reservation in reservations["Reservations"] for instance in reservation["Instances"]]
+
+
+@dataclass
+class Retry:
+    task: str
+    countdown: int
+    why: str  # the error retried, or empty when the task only looks again later
+
+
+@dataclass
+class Retries:
+    seen: list[Retry] = field(default_factory=list)
+    then: object = None  # called at each retry, e.g. to let the provider recover
+
+    @property
+    def countdowns(self) -> list[int]:
+        return [retry.countdown for retry in self.seen]
+
+
+@pytest.fixture
+def retries(eager_tasks):
+    # Eager tasks keep their failures in the result instead of raising, as a worker would.
+    celery_app.conf.task_eager_propagates = False
+    recorded = Retries()
+
+    def on_retry(sender=None, reason=None, **kwargs):
+        why = str(reason.exc) if reason.exc is not None else ""
+        recorded.seen.append(Retry(task=sender.name.rsplit(".", 1)[-1], countdown=reason.when, why=why))
+        if recorded.then is not None:
+            recorded.then()
+
+    task_retry.connect(on_retry, weak=False)
+    yield recorded
+    task_retry.disconnect(on_retry)

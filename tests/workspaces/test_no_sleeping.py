@@ -4,10 +4,9 @@ import dataclasses
 import time
 
 import pytest
-from celery.exceptions import Retry
 
 from tests.workspaces.conftest import cloud_instances
-from workspaces import cloud, services, tasks
+from workspaces import cloud, services, tasks  # noqa: F401
 from workspaces.models import ProvisionJob, Workspace
 
 
@@ -34,30 +33,28 @@ def still_pending(monkeypatch):
     return monkeypatch
 
 
-def test_a_launch_looks_once_and_schedules_the_next_look(owner_client, project, account, ec2, settings, still_pending):
+def test_a_launch_looks_once_and_schedules_the_next_look(
+    owner_client, project, account, ec2, settings, monkeypatch, retries, django_capture_on_commit_callbacks
+):
     settings.CARREL_LAUNCH_POLL_SECONDS = 3
-    body = launch(owner_client, project, "patient")
-    scheduled = []
-    still_pending.setattr(
-        tasks.provision_workspace, "retry", lambda **kw: scheduled.append((kw["countdown"], kw["kwargs"])) or Retry()
-    )
-    started = time.monotonic()
-    with pytest.raises(Retry):
-        tasks.provision_workspace.run(body["job_id"])
-    assert time.monotonic() - started < 5
-    assert scheduled == [(3, {"errors": 0})]
-    assert len(cloud_instances(ec2)) == 1  # launched once; the next run only looks
-    job = ProvisionJob.objects.get(pk=body["job_id"])
-    assert job.status == "running" and job.lease_expires_at is not None
+    real = cloud.AwsProvider.describe
+    looks = []
 
-    with pytest.raises(Retry):
-        tasks.provision_workspace.run(body["job_id"])  # still pending: looks again, launches nothing
-    assert len(cloud_instances(ec2)) == 1
-    assert ProvisionJob.objects.get(pk=body["job_id"]).attempts == 1
+    def describe(self, instance_ids):
+        # The first look finds the instance still pending (as EC2 does for a while); later looks, running.
+        looks.append(len(cloud_instances(ec2)))
+        found = real(self, instance_ids)
+        return {k: dataclasses.replace(v, state="pending") for k, v in found.items()} if len(looks) == 1 else found
 
-    still_pending.undo()
-    tasks.provision_workspace.run(body["job_id"])
+    monkeypatch.setattr(cloud.AwsProvider, "describe", describe)
+    monkeypatch.setattr(time, "sleep", lambda seconds: pytest.fail(f"a worker slept {seconds}s"))
+    with django_capture_on_commit_callbacks(execute=True):
+        body = launch(owner_client, project, "patient")
+    assert [(r.task, r.countdown) for r in retries.seen] == [("provision_workspace", 3)]
+    assert looks == [1, 1]  # launched once; the second run only looked
     assert Workspace.objects.get(pk=body["workspace_id"]).state == "running"
+    job = ProvisionJob.objects.get(pk=body["job_id"])
+    assert job.status == "succeeded" and job.attempts == 1 and job.lease_expires_at is None
 
 
 def test_a_launch_that_never_runs_ends_in_launch_timeout(owner_client, project, account, ec2, settings, still_pending):
@@ -69,24 +66,30 @@ def test_a_launch_that_never_runs_ends_in_launch_timeout(owner_client, project, 
     assert workspace.state == "error" and job.status == "failed" and job.error_code == "LAUNCH_TIMEOUT"
 
 
-def test_a_stop_looks_once_and_schedules_the_next_look(owner_client, project, account, ec2, settings, monkeypatch):
+def test_a_stop_looks_once_and_schedules_the_next_look(
+    owner_client, project, account, ec2, settings, monkeypatch, retries, django_capture_on_commit_callbacks
+):
     settings.CARREL_LAUNCH_POLL_SECONDS = 3
     body = launch(owner_client, project, "stopper")
     services.workspace_provision(job_id=body["job_id"])
-    workspace = Workspace.objects.get(pk=body["workspace_id"])
-    services.record_transition(workspace=workspace, to_state="stopping", expected_from=["running"], reason="stop")
-    real = cloud.AwsProvider.describe
-    monkeypatch.setattr(
-        cloud.AwsProvider,
-        "describe",
-        lambda self, ids: {k: dataclasses.replace(v, state="stopping") for k, v in real(self, ids).items()},
-    )
+    real_describe, real_stop = cloud.AwsProvider.describe, cloud.AwsProvider.stop
+    looks, stops = [], []
+
+    def describe(self, ids):
+        # The first look after the stop finds the instance still stopping; later looks, stopped.
+        looks.append(1)
+        found = real_describe(self, ids)
+        return {k: dataclasses.replace(v, state="stopping") for k, v in found.items()} if len(looks) == 1 else found
+
+    def stop(self, *args, **kwargs):
+        stops.append(args)
+        return real_stop(self, *args, **kwargs)
+
+    monkeypatch.setattr(cloud.AwsProvider, "describe", describe)
+    monkeypatch.setattr(cloud.AwsProvider, "stop", stop)
     monkeypatch.setattr(time, "sleep", lambda seconds: pytest.fail(f"a worker slept {seconds}s"))
-    scheduled = []
-    monkeypatch.setattr(tasks.drive_workspace, "retry", lambda **kw: scheduled.append(kw["kwargs"]) or Retry())
-    with pytest.raises(Retry):
-        tasks.drive_workspace.run(workspace.pk, "stop")
-    assert scheduled == [{"issued": True, "errors": 0}]
-    monkeypatch.undo()
-    tasks.drive_workspace.run(workspace.pk, "stop", issued=True)
-    assert Workspace.objects.get(pk=workspace.pk).state == "stopped"
+    with django_capture_on_commit_callbacks(execute=True):
+        owner_client.post(f"/api/v1/instances/{body['workspace_id']}/stop", {}, format="json")
+    assert [(r.task, r.countdown) for r in retries.seen] == [("drive_workspace", 3)]
+    assert len(stops) == 1 and len(looks) == 2  # asked once; the second run only looked
+    assert Workspace.objects.get(pk=body["workspace_id"]).state == "stopped"

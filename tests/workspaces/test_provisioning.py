@@ -91,22 +91,6 @@ def test_throttling_beyond_the_client_retries_is_retried_by_the_task(owner_clien
     assert len(cloud_instances(ec2)) == 1
 
 
-def test_the_task_retries_with_backoff(owner_client, project, account, settings, monkeypatch):
-    from celery.exceptions import Retry
-
-    from workspaces import tasks
-
-    settings.CARREL_CLOUD_MAX_ATTEMPTS = 1
-    settings.CARREL_CLOUD_FAULTS = "throttle:RunInstances:1"
-    workspace, job_id = request_launch(owner_client, project)
-    countdowns = []
-    monkeypatch.setattr(tasks.provision_workspace, "retry", lambda **kw: countdowns.append(kw["countdown"]) or Retry())
-    with pytest.raises(Retry):
-        tasks.provision_workspace.run(job_id)
-    assert countdowns == [2]
-    assert [tasks.backoff(n) for n in range(7)] == [2, 4, 8, 16, 32, 60, 60]
-
-
 def test_a_permanent_error_leaves_the_workspace_in_error_and_nothing_in_the_cloud(
     owner_client, project, account, ec2, settings
 ):

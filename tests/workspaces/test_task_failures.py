@@ -7,15 +7,12 @@ Tasks run eagerly (retries too: Celery runs them in turn, without the countdown)
 records each retry Celery schedules, from its `task_retry` signal."""
 
 import logging
-from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from celery.signals import task_retry
 from django.utils import timezone
 
-from platform_site.celery import app as celery_app
 from tests.workspaces.conftest import cloud_instances
 from workspaces import services, tasks
 from workspaces.models import FirewallRule, ProvisionJob, StateTransition, Workspace
@@ -26,40 +23,6 @@ FOREVER = 1000  # more throttled answers than a task makes attempts
 ACTION_BACKOFF = [2, 4, 8, 16, 32, 60, 60, 60, 60]
 LAUNCH_BACKOFF = [2, 4, 8, 16, 30, 30, 30, 30, 30]
 SYNC_BACKOFF = [2, 4, 8, 16, 32, 60, 60, 60, 60, 60]
-
-
-@dataclass
-class Retry:
-    task: str
-    countdown: int
-    why: str  # the error retried, or empty when the task only looks again later
-
-
-@dataclass
-class Retries:
-    seen: list[Retry] = field(default_factory=list)
-    then: object = None  # called at each retry, e.g. to let the provider recover
-
-    @property
-    def countdowns(self) -> list[int]:
-        return [retry.countdown for retry in self.seen]
-
-
-@pytest.fixture
-def retries(eager_tasks):
-    # Eager tasks keep their failures in the result instead of raising, as a worker would.
-    celery_app.conf.task_eager_propagates = False
-    recorded = Retries()
-
-    def on_retry(sender=None, reason=None, **kwargs):
-        why = str(reason.exc) if reason.exc is not None else ""
-        recorded.seen.append(Retry(task=sender.name.rsplit(".", 1)[-1], countdown=reason.when, why=why))
-        if recorded.then is not None:
-            recorded.then()
-
-    task_retry.connect(on_retry, weak=False)
-    yield recorded
-    task_retry.disconnect(on_retry)
 
 
 def throttle(settings, operation: str) -> None:
