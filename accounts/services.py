@@ -157,14 +157,13 @@ def membership_add(*, actor: User, organization: Organization, email: str, role:
 def membership_update_role(*, actor: User, membership: Membership, role: str) -> Membership:
     organization = membership.organization
     actor_role = require_org_role(user=actor, organization=organization, minimum=OrgRole.ADMIN)
-    rules.require_grantable(ORG_ROLE_RANK, actor_role=actor_role, role=role)
-    rules.require_not_outranked(
-        ORG_ROLE_RANK, actor_role=actor_role, member_role=membership.role, doing="change the role of"
-    )
-    rules.require_another_owner(
-        member_is_owner=membership.role == OrgRole.OWNER,
-        stays_owner=role == OrgRole.OWNER,
-        owner_count=len(_lock_owners(organization)),
+    rules.check_role_change(
+        ORG_ROLE_RANK,
+        actor_role=actor_role,
+        member_role=membership.role,
+        new_role=role,
+        owner_role=OrgRole.OWNER,
+        count_owners=lambda: len(_lock_owners(organization)),
         where="organization",
     )
     previous = membership.role
@@ -186,13 +185,13 @@ def membership_remove(*, actor: User, membership: Membership) -> None:
     from projects.models import ProjectMember
 
     organization = membership.organization
-    if membership.user_id != actor.pk:
-        actor_role = require_org_role(user=actor, organization=organization, minimum=OrgRole.ADMIN)
-        rules.require_not_outranked(ORG_ROLE_RANK, actor_role=actor_role, member_role=membership.role, doing="remove")
-    rules.require_another_owner(
-        member_is_owner=membership.role == OrgRole.OWNER,
-        stays_owner=False,
-        owner_count=len(_lock_owners(organization)),
+    leaving = membership.user_id == actor.pk
+    rules.check_removal(
+        ORG_ROLE_RANK,
+        actor_role=None if leaving else require_org_role(user=actor, organization=organization, minimum=OrgRole.ADMIN),
+        member_role=membership.role,
+        owner_role=OrgRole.OWNER,
+        count_owners=lambda: len(_lock_owners(organization)),
         where="organization",
     )
     ProjectMember.objects.filter(user_id=membership.user_id, project__organization=organization).delete()

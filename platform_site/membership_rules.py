@@ -5,7 +5,7 @@ Nobody grants a role above their own, nobody changes or removes someone ranked a
 last owner can neither be demoted nor leave.
 """
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from platform_site.errors import Conflict, PermissionDenied
 
@@ -31,3 +31,41 @@ def require_another_owner(*, member_is_owner: bool, stays_owner: bool, owner_cou
             code="LAST_OWNER",
             remediation="Make someone else an owner first.",
         )
+
+
+def check_role_change(
+    ranks: Mapping[str, int],
+    *,
+    actor_role: str,
+    member_role: str,
+    new_role: str,
+    owner_role: str,
+    count_owners: Callable[[], int],
+    where: str,
+) -> None:
+    """All the rules of changing a member's role. `count_owners` locks and counts the owners."""
+    require_grantable(ranks, actor_role=actor_role, role=new_role)
+    require_not_outranked(ranks, actor_role=actor_role, member_role=member_role, doing="change the role of")
+    require_another_owner(
+        member_is_owner=member_role == owner_role,
+        stays_owner=new_role == owner_role,
+        owner_count=count_owners(),
+        where=where,
+    )
+
+
+def check_removal(
+    ranks: Mapping[str, int],
+    *,
+    actor_role: str | None,
+    member_role: str,
+    owner_role: str,
+    count_owners: Callable[[], int],
+    where: str,
+) -> None:
+    """All the rules of removing a member; `actor_role` is None when members remove themselves (leave)."""
+    if actor_role is not None:
+        require_not_outranked(ranks, actor_role=actor_role, member_role=member_role, doing="remove")
+    require_another_owner(
+        member_is_owner=member_role == owner_role, stays_owner=False, owner_count=count_owners(), where=where
+    )

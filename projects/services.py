@@ -194,14 +194,13 @@ def _lock_project_owners(project: Project) -> list[ProjectMember]:
 def project_member_update(*, actor: User, member: ProjectMember, role: str) -> ProjectMember:
     project = member.project
     actor_role = require_project_role(user=actor, project=project, minimum=ProjectRole.ADMIN)
-    rules.require_grantable(PROJECT_ROLE_RANK, actor_role=actor_role, role=role)
-    rules.require_not_outranked(
-        PROJECT_ROLE_RANK, actor_role=actor_role, member_role=member.role, doing="change the role of"
-    )
-    rules.require_another_owner(
-        member_is_owner=member.role == ProjectRole.OWNER,
-        stays_owner=role == ProjectRole.OWNER,
-        owner_count=len(_lock_project_owners(project)),
+    rules.check_role_change(
+        PROJECT_ROLE_RANK,
+        actor_role=actor_role,
+        member_role=member.role,
+        new_role=role,
+        owner_role=ProjectRole.OWNER,
+        count_owners=lambda: len(_lock_project_owners(project)),
         where="project",
     )
     previous = member.role
@@ -221,13 +220,13 @@ def project_member_update(*, actor: User, member: ProjectMember, role: str) -> P
 def project_member_remove(*, actor: User, member: ProjectMember) -> None:
     """Admins remove members; anyone may leave a project."""
     project = member.project
-    if member.user_id != actor.pk:
-        actor_role = require_project_role(user=actor, project=project, minimum=ProjectRole.ADMIN)
-        rules.require_not_outranked(PROJECT_ROLE_RANK, actor_role=actor_role, member_role=member.role, doing="remove")
-    rules.require_another_owner(
-        member_is_owner=member.role == ProjectRole.OWNER,
-        stays_owner=False,
-        owner_count=len(_lock_project_owners(project)),
+    leaving = member.user_id == actor.pk
+    rules.check_removal(
+        PROJECT_ROLE_RANK,
+        actor_role=None if leaving else require_project_role(user=actor, project=project, minimum=ProjectRole.ADMIN),
+        member_role=member.role,
+        owner_role=ProjectRole.OWNER,
+        count_owners=lambda: len(_lock_project_owners(project)),
         where="project",
     )
     audit_record(
