@@ -46,13 +46,7 @@ class RequestContextMiddleware:
             request_context.deactivate(token)
         response["X-Request-ID"] = request.request_id
         if settings.CARREL_ACCESS_LOG:
-            access_logger.info(
-                "%s %s %s %dms",
-                request.method,
-                redact_secrets(request.get_full_path()),
-                response.status_code,
-                (time.monotonic() - started) * 1000,
-            )
+            log_access(request, response, duration_ms=(time.monotonic() - started) * 1000)
         return response
 
     def _refuse_early(self, request: HttpRequest) -> HttpResponse | None:
@@ -99,9 +93,38 @@ class RequestContextMiddleware:
         return None
 
 
+def log_access(request: HttpRequest, response: HttpResponse, *, duration_ms: float) -> None:
+    """The request's one access line: `GET /path?query 404 12ms`, secrets redacted.
+
+    Method, path, status and duration are also record attributes (fields of the JSON format), and so is the
+    request id: the line is written after the request's context has ended.
+    """
+    path = redact_secrets(request.get_full_path())
+    duration = round(duration_ms, 1)
+    access_logger.info(
+        "%s %s %s %dms",
+        request.method,
+        path,
+        response.status_code,
+        duration_ms,
+        extra={
+            "request_id": getattr(request, "request_id", None) or "-",
+            "method": request.method,
+            "path": path,
+            "status": response.status_code,
+            "duration_ms": duration,
+        },
+    )
+
+
 class RequestContextLogFilter(logging.Filter):
+    """Gives every record a `request_id`: its own (the access line's), else the request Django logged it for,
+    else the current request's, else "-" (work outside a request: Celery, management commands)."""
+
     def filter(self, record: logging.LogRecord) -> bool:
-        record.request_id = request_context.current().request_id or "-"
+        if not getattr(record, "request_id", None):
+            request_id = getattr(getattr(record, "request", None), "request_id", None)
+            record.request_id = request_id or request_context.current().request_id or "-"
         return True
 
 

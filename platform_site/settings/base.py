@@ -392,16 +392,25 @@ CELERY_BEAT_SCHEDULE = {
 }
 CARREL_WORKER_HEARTBEAT_MAX_AGE = 120
 
-# Every handler redacts secrets (tokens, OAuth codes, invitation and confirmation links) from messages.
+# --- Logging ---------------------------------------------------------------------------------
+# One line per request on `carrel.access` (CARREL_ACCESS_LOG): request id, method, path, status, duration.
+# `django.request` keeps only the tracebacks of uncaught exceptions (a 4xx is the access line's alone), and
+# every handler and formatter redacts secrets (tokens, OAuth codes, invitation and confirmation links).
+# CARREL_LOG_FORMAT=json writes one JSON object per line (platform_site/logging.py), for a log collector.
+CARREL_LOG_FORMAT = os.environ.get("CARREL_LOG_FORMAT", "plain").strip().lower() or "plain"
+if CARREL_LOG_FORMAT not in ("plain", "json"):
+    raise ValueError(f"CARREL_LOG_FORMAT must be 'plain' or 'json', not {CARREL_LOG_FORMAT!r}")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "filters": {
         "request_context": {"()": "platform_site.middleware.RequestContextLogFilter"},
         "redact_secrets": {"()": "platform_site.middleware.RedactSecretsLogFilter"},
+        "uncaught_server_errors_only": {"()": "platform_site.logging.UncaughtServerErrorsOnly"},
     },
     "formatters": {
-        "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+        "plain": {"()": "platform_site.logging.PlainFormatter"},
+        "json": {"()": "platform_site.logging.JsonFormatter"},
         "django.server": {
             "()": "django.utils.log.ServerFormatter",
             "format": "[{server_time}] {message}",
@@ -411,17 +420,21 @@ LOGGING = {
     "handlers": {
         "console": {
             "class": "logging.StreamHandler",
-            "formatter": "plain",
+            "formatter": CARREL_LOG_FORMAT,
             "filters": ["redact_secrets", "request_context"],
         },
         "django.server": {
             "class": "logging.StreamHandler",
-            "formatter": "django.server",
+            "formatter": "json" if CARREL_LOG_FORMAT == "json" else "django.server",
             "filters": ["redact_secrets"],
         },
     },
     "root": {"handlers": ["console"], "level": os.environ.get("CARREL_LOG_LEVEL", "INFO")},
     "loggers": {
+        # Django's default configuration gives `django` a console handler of its own in debug mode (and
+        # mail_admins), and the level INFO: every Django record would be written twice, once unredacted, and
+        # CARREL_LOG_LEVEL would not apply to it. Root's handler and level only.
+        "django": {"handlers": [], "level": "NOTSET"},
         "django.db.backends": {"level": "WARNING"},
         # runserver's request lines (the sandbox), with query strings.
         "django.server": {
@@ -431,7 +444,9 @@ LOGGING = {
             "propagate": False,
         },
         # Logger filters too, so that handlers added elsewhere (Django's own, a test's) see redacted records.
-        "django.request": {"filters": ["redact_secrets"]},
+        "django.request": {"filters": ["redact_secrets", "uncaught_server_errors_only"]},
         "carrel.access": {"filters": ["redact_secrets"]},
     },
 }
+# Celery's worker and beat keep this configuration (and its format) instead of installing their own handler.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
