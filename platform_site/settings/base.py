@@ -281,7 +281,7 @@ REST_FRAMEWORK = {
 SPECTACULAR_SETTINGS = {
     "TITLE": "Carrel API",
     "DESCRIPTION": (
-        "Research cloud workstations: projects, budgets, invitations and workspaces.\n\n"
+        "Research cloud workstations on EC2: organizations, projects, templates, workspaces and invitations.\n\n"
         "Authenticate with `Authorization: Bearer <token>` (create one at `POST /api/v1/tokens`) or a "
         "browser session with CSRF. Every error has the envelope `ErrorEnvelope`; every response "
         "carries `X-RateLimit-Limit`, `X-RateLimit-Remaining` and `X-RateLimit-Reset`."
