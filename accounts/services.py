@@ -3,8 +3,10 @@
 import hashlib
 import hmac
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import cast
 
 from django.conf import settings
 from django.db import transaction
@@ -19,14 +21,17 @@ from platform_site.text import clean_name
 
 # --- Roles ------------------------------------------------------------------------------------
 
+# ORG_ROLE_RANK is keyed by OrgRole members, which are their strings: roles read back from the database are.
+ORG_RANKS = cast(Mapping[str, int], ORG_ROLE_RANK)
 
-def org_role_of(*, user, organization: Organization) -> str | None:
+
+def org_role_of(*, user: User, organization: Organization) -> str | None:
     return Membership.objects.filter(user=user, organization=organization).values_list("role", flat=True).first()
 
 
-def require_org_role(*, user, organization: Organization, minimum: str) -> str:
+def require_org_role(*, user: User, organization: Organization, minimum: str) -> str:
     role = org_role_of(user=user, organization=organization)
-    if role is None or ORG_ROLE_RANK[role] < ORG_ROLE_RANK[minimum]:
+    if role is None or ORG_RANKS[role] < ORG_RANKS[minimum]:
         raise PermissionDenied(
             f"This needs the organization role '{minimum}' or higher.",
             details=f"Your role in {organization.name} is '{role or 'none'}'.",
@@ -130,7 +135,7 @@ def _lock_owners(organization: Organization) -> list[Membership]:
 @transaction.atomic
 def membership_add(*, actor: User, organization: Organization, email: str, role: str) -> Membership:
     actor_role = require_org_role(user=actor, organization=organization, minimum=OrgRole.ADMIN)
-    rules.require_grantable(ORG_ROLE_RANK, actor_role=actor_role, role=role)
+    rules.require_grantable(ORG_RANKS, actor_role=actor_role, role=role)
     user = User.objects.filter(email=email.strip().lower()).first()
     if user is None:
         raise ValidationFailed(
@@ -158,7 +163,7 @@ def membership_update_role(*, actor: User, membership: Membership, role: str) ->
     organization = membership.organization
     actor_role = require_org_role(user=actor, organization=organization, minimum=OrgRole.ADMIN)
     rules.check_role_change(
-        ORG_ROLE_RANK,
+        ORG_RANKS,
         actor_role=actor_role,
         member_role=membership.role,
         new_role=role,
@@ -187,7 +192,7 @@ def membership_remove(*, actor: User, membership: Membership) -> None:
     organization = membership.organization
     leaving = membership.user_id == actor.pk
     rules.check_removal(
-        ORG_ROLE_RANK,
+        ORG_RANKS,
         actor_role=None if leaving else require_org_role(user=actor, organization=organization, minimum=OrgRole.ADMIN),
         member_role=membership.role,
         owner_role=OrgRole.OWNER,
@@ -268,7 +273,7 @@ def token_authenticate(*, secret: str, ip: str | None) -> ApiToken:
     if not secret.startswith(settings.CARREL_TOKEN_PREFIX) or len(secret) > 128:
         raise TokenRejected("TOKEN_INVALID", "The bearer token is not valid.")
     digest = token_digest(secret)
-    token = ApiToken.objects.select_related("user").filter(token_hash=digest).first()
+    token: ApiToken | None = ApiToken.objects.select_related("user").filter(token_hash=digest).first()
     # The lookup is by digest; compare again in constant time so no timing reveals a near match.
     if token is None or not hmac.compare_digest(token.token_hash, digest):
         raise TokenRejected("TOKEN_INVALID", "The bearer token is not valid.")

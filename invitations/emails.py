@@ -1,6 +1,7 @@
 """The e-mail an invitation sends, built here (a service) and sent by a task."""
 
 import unicodedata
+from typing import Any
 
 from django.core.mail import EmailMultiAlternatives
 from django.template.loader import render_to_string
@@ -29,7 +30,7 @@ def invitation_email(*, invitation: Invitation, link: str) -> EmailMultiAlternat
     """The message for `invitation` (plain text and HTML), addressed to the invitee. No token is stored: the
     link is derived by the caller when the message is built."""
     inviter = invitation.invited_by
-    context = {
+    context: dict[str, Any] = {
         "invitation": invitation,
         "project": invitation.project,
         "organization": invitation.project.organization,

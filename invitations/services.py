@@ -7,6 +7,7 @@ import math
 import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from allauth.account.models import EmailAddress
 from django.conf import settings
@@ -16,20 +17,21 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
-from accounts.models import Membership, OrgRole
+from accounts.models import Membership, Organization, OrgRole, User
 from audit.services import audit_record
 from invitations import dispatch
 from invitations.models import DeliveryStatus, Invitation, InvitationResend, InvitationStatus
 from platform_site.actors import SYSTEM
+from platform_site.error_codes import ErrorCode
 from platform_site.errors import CarrelError, Conflict, NotFound, PermissionDenied, ValidationFailed
 from platform_site.text import clean_text
-from projects.models import PROJECT_ROLE_RANK, Project, ProjectMember, ProjectRole
-from projects.services import require_project_role
+from projects.models import Project, ProjectMember, ProjectRole
+from projects.services import PROJECT_RANKS, require_project_role
 
 
 class Gone(CarrelError):
     status_code = 410
-    default_code = "INVITATION_EXPIRED"
+    default_code = ErrorCode.INVITATION_EXPIRED
     default_message = "The invitation has expired."
 
 
@@ -37,10 +39,10 @@ class InvitationRateLimited(CarrelError):
     """A daily sending limit (per inviter or per organization) is spent. `retry_after`: seconds until it frees up."""
 
     status_code = 429
-    default_code = "INVITATION_RATE_LIMITED"
+    default_code = ErrorCode.INVITATION_RATE_LIMITED
     default_message = "The daily invitation limit is reached."
 
-    def __init__(self, message: str | None = None, *, retry_after: int, **kwargs) -> None:
+    def __init__(self, message: str | None = None, *, retry_after: int, **kwargs: Any) -> None:
         super().__init__(message, **kwargs)
         self.retry_after = retry_after
 
@@ -118,7 +120,7 @@ def _link_not_valid() -> NotFound:
 
 def invitation_by_link_proof(invitation_id: str | None, proof: str | None) -> Invitation:
     """The invitation whose link this session opened (see `link_proof`), or 404 INVITATION_NOT_FOUND."""
-    invitation = None
+    invitation: Invitation | None = None
     if invitation_id and proof:
         invitation = (
             Invitation.objects.select_related("project", "project__organization", "invited_by")
@@ -133,7 +135,7 @@ def invitation_by_link_proof(invitation_id: str | None, proof: str | None) -> In
 def invitation_by_token(token: str) -> Invitation:
     """The invitation a presented token opens, or 404 INVITATION_NOT_FOUND."""
     digest = token_digest(token or "")
-    invitation = (
+    invitation: Invitation | None = (
         Invitation.objects.select_related("project", "project__organization", "invited_by")
         .filter(token_hash=digest, project__deleted_at__isnull=True)
         .first()
@@ -166,7 +168,7 @@ def check_usable(invitation: Invitation) -> None:
 # --- Sending ---------------------------------------------------------------------------------------
 
 
-def _require_verified_inviter(actor) -> None:
+def _require_verified_inviter(actor: User) -> None:
     """Only people whose own address is verified send invitations (e-mails that name them) to others.
 
     Superusers are exempt: they are made with `createsuperuser` or by another superuser, not by signing up.
@@ -200,7 +202,7 @@ def clean_message(message: str | None, *, field: str = "message") -> str:
     return message
 
 
-def _lock_sending(*, actor, organization_id: str) -> None:
+def _lock_sending(*, actor: User, organization_id: str) -> None:
     """Serialise the limit check with the sends it allows, across processes: first the organization, then the
     inviter (always in that order). PostgreSQL: transaction-scoped advisory locks, which touch no table rows.
     SQLite: transactions begin IMMEDIATE (settings), so writers are serialised already."""
@@ -217,7 +219,7 @@ def _human_wait(seconds: int) -> str:
     return f"{hours} h {minutes} min" if hours else f"{minutes} min"
 
 
-def _limit_usage(*, actor, organization, now: datetime) -> list[tuple[str, int, list[datetime]]]:
+def _limit_usage(*, actor: User, organization: Organization, now: datetime) -> list[tuple[str, int, list[datetime]]]:
     """Per limit: its scope, its size, and when each e-mail it counts was sent in the last 24 hours (oldest first).
     Counted from the database, so it holds across processes without Redis: invitations created, plus resends."""
     since = now - LIMIT_WINDOW
@@ -239,7 +241,14 @@ def _limit_usage(*, actor, organization, now: datetime) -> list[tuple[str, int, 
     ]
 
 
-def _check_limits(*, actor, organization, wanted: int, now: datetime, usage=None) -> None:
+def _check_limits(
+    *,
+    actor: User,
+    organization: Organization,
+    wanted: int,
+    now: datetime,
+    usage: list[tuple[str, int, list[datetime]]] | None = None,
+) -> None:
     """Refuse (429, nothing sent) when `wanted` more e-mails would pass the inviter's or the organization's
     limit over the last 24 hours (`usage`: from `_limit_usage`, taken before this request wrote anything)."""
     if usage is None:
@@ -292,7 +301,7 @@ def _normalise_email(email: str) -> str:
 def _check_role(*, actor_role: str, role: str) -> None:
     if role not in ProjectRole.values:
         raise ValidationFailed(fields={"role": [f"One of {', '.join(ProjectRole.values)}."]})
-    if PROJECT_ROLE_RANK[role] > PROJECT_ROLE_RANK[actor_role]:
+    if PROJECT_RANKS[role] > PROJECT_RANKS[actor_role]:
         raise PermissionDenied(
             f"You cannot invite someone as '{role}': it is above your own role ('{actor_role}').",
             code="ROLE_TOO_HIGH",
@@ -309,7 +318,7 @@ def _enqueue_delivery(invitation: Invitation) -> None:
 
 def invitation_send(
     *,
-    actor,
+    actor: User,
     project: Project,
     email: str,
     role: str = ProjectRole.MEMBER,
@@ -338,7 +347,7 @@ def invitation_send(
 
 def _send(
     *,
-    actor,
+    actor: User,
     actor_role: str,
     project: Project,
     email: str,
@@ -394,12 +403,12 @@ def _send(
     return invitation
 
 
-def _require_manager(*, actor, invitation: Invitation) -> str:
+def _require_manager(*, actor: User, invitation: Invitation) -> str:
     return require_project_role(user=actor, project=invitation.project, minimum=ProjectRole.ADMIN)
 
 
 @transaction.atomic
-def invitation_resend(*, actor, invitation: Invitation) -> Invitation:
+def invitation_resend(*, actor: User, invitation: Invitation) -> Invitation:
     """A new link (the old one stops working), a fresh expiry, and another e-mail; counts toward the limits."""
     _require_manager(actor=actor, invitation=invitation)
     _require_verified_inviter(actor)
@@ -433,7 +442,7 @@ def invitation_resend(*, actor, invitation: Invitation) -> Invitation:
 
 
 @transaction.atomic
-def invitation_revoke(*, actor, invitation: Invitation) -> Invitation:
+def invitation_revoke(*, actor: User, invitation: Invitation) -> Invitation:
     _require_manager(actor=actor, invitation=invitation)
     now = timezone.now()
     if not Invitation.objects.filter(pk=invitation.pk, status=InvitationStatus.PENDING).update(
@@ -460,7 +469,7 @@ def _check_link(invitation: Invitation, *, token: str | None, link_proof: str | 
     return token is not None or link_proof is not None
 
 
-def _check_invitee(*, actor, invitation: Invitation, link_presented: bool) -> None:
+def _check_invitee(*, actor: User, invitation: Invitation, link_presented: bool) -> None:
     owns_address = EmailAddress.objects.filter(user=actor, email__iexact=invitation.email, verified=True).exists()
     if owns_address:
         return
@@ -474,7 +483,7 @@ def _check_invitee(*, actor, invitation: Invitation, link_presented: bool) -> No
 
 
 def invitation_accept(
-    *, actor, invitation: Invitation, token: str | None = None, link_proof: str | None = None
+    *, actor: User, invitation: Invitation, token: str | None = None, link_proof: str | None = None
 ) -> Invitation:
     """Single use, even under concurrent accepts: the row lock lets exactly one through.
 
@@ -509,7 +518,7 @@ def invitation_accept(
             # Access that ran out (and was not yet swept away) is granted anew, as the invitation says.
             member.role, member.expires_at = invitation.role, invitation.access_expires_at
             member.save(update_fields=["role", "expires_at"])
-        elif not created and PROJECT_ROLE_RANK[invitation.role] > PROJECT_ROLE_RANK[member.role]:
+        elif not created and PROJECT_RANKS[invitation.role] > PROJECT_RANKS[member.role]:
             member.role = invitation.role
             member.save(update_fields=["role"])
         audit_record(
@@ -525,7 +534,7 @@ def invitation_accept(
 @transaction.atomic
 def invitation_decline(
     *,
-    actor,
+    actor: User,
     invitation: Invitation,
     reason: str = "",
     token: str | None = None,
@@ -566,7 +575,12 @@ class BulkResult:
 
 
 def invitation_bulk(
-    *, actor, project: Project, rows: list[dict], default_role: str = ProjectRole.MEMBER, default_message: str = ""
+    *,
+    actor: User,
+    project: Project,
+    rows: list[dict],
+    default_role: str = ProjectRole.MEMBER,
+    default_message: str = "",
 ) -> BulkResult:
     """Each row on its own: one bad row does not sink the others. But the request as a whole must fit the daily
     limits: if the invitations it would send do not, it is refused (429) and nothing is written or sent."""
@@ -628,14 +642,14 @@ def invitation_bulk(
 # --- Expiry ------------------------------------------------------------------------------------------
 
 
-def invitations_expire(*, now=None) -> int:
+def invitations_expire(*, now: datetime | None = None) -> int:
     now = now or timezone.now()
     return Invitation.objects.filter(status=InvitationStatus.PENDING, expires_at__lte=now).update(
         status=InvitationStatus.EXPIRED
     )
 
 
-def memberships_expire(*, now=None) -> int:
+def memberships_expire(*, now: datetime | None = None) -> int:
     """End project memberships whose access date has passed (visiting collaborators, courses)."""
     now = now or timezone.now()
     ended = 0

@@ -1,6 +1,6 @@
 import logging
 
-from celery import shared_task
+from celery import Task, shared_task
 from django.conf import settings
 from django.utils import timezone
 
@@ -11,11 +11,12 @@ logger = logging.getLogger("carrel.invitations")
 
 
 def backoff(retries: int) -> int:
-    return min(30 * 2**retries, 1800)
+    delay: int = 30 * 2**retries  # int ** int is typed Any (a negative exponent gives a float)
+    return min(delay, 1800)
 
 
 @shared_task(bind=True, acks_late=True, max_retries=settings.CARREL_INVITATION_SEND_RETRIES, ignore_result=True)
-def send_invitation_email(self, invitation_id: str) -> None:
+def send_invitation_email(self: Task, invitation_id: str) -> None:
     """Send (or resend) an invitation's e-mail. The link is derived here; no token travels in the message."""
     invitation = (
         Invitation.objects.select_related("project", "project__organization", "invited_by")
@@ -29,7 +30,7 @@ def send_invitation_email(self, invitation_id: str) -> None:
     try:
         email.send()
     except Exception as error:
-        final = self.request.retries >= self.max_retries
+        final = self.max_retries is not None and self.request.retries >= self.max_retries
         Invitation.objects.filter(pk=invitation.pk).update(
             delivery_attempts=attempts,
             delivery_status=DeliveryStatus.FAILED if final else DeliveryStatus.RETRYING,

@@ -4,6 +4,13 @@ Services take an `actor`. A person is a User; the system is `SYSTEM`, never `Non
 can mistake "nobody said who" for "allowed to do anything". Audit rows record it as "system".
 """
 
+from typing import TYPE_CHECKING, TypeAlias, TypeGuard
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AnonymousUser
+
+    from accounts.models import User
+
 
 class SystemActor:
     """Carrel itself. Not a user: not authenticated, no id, no e-mail; permission checks allow it by name."""
@@ -25,6 +32,10 @@ class SystemActor:
 
 SYSTEM = SystemActor()
 
+# For annotations: who acts (a person or Carrel itself), and who asks (also nobody yet: an anonymous request).
+Actor: TypeAlias = "User | SystemActor"
+Caller: TypeAlias = "User | SystemActor | AnonymousUser | None"
 
-def is_system(actor) -> bool:
+
+def is_system(actor: object) -> TypeGuard[SystemActor]:
     return isinstance(actor, SystemActor)

@@ -130,7 +130,8 @@ class ErrorCode(StrEnum):
     def lookup(cls, code: object) -> "ErrorCode | None":
         """The member for a code (a member or its string), or None when the code is not one of ours."""
         try:
-            return cls(code)
+            # Any object may be asked about: one that is not a member's value (or not a string) raises ValueError.
+            return cls(code)  # type: ignore[arg-type]
         except ValueError:
             return None
 

@@ -10,6 +10,8 @@ whose status differs from the status the class stands for (NotFound raises only 
 Only CarrelError itself has no fixed status: it answers whatever its code's status is.
 """
 
+from typing import Any
+
 from platform_site.error_codes import ErrorCode
 
 
@@ -20,7 +22,7 @@ class CarrelError(Exception):
     # Whether the class stands for one HTTP status (every subclass that sets `status_code`).
     fixed_status = False
 
-    def __init_subclass__(cls, **kwargs) -> None:
+    def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         if "status_code" in cls.__dict__:
             cls.fixed_status = True
@@ -96,7 +98,7 @@ class ProviderUnavailable(CarrelError):
     default_code = ErrorCode.PROVIDER_UNAVAILABLE
     default_message = "The cloud provider is not answering right now."
 
-    def __init__(self, message: str | None = None, *, retry_after: int = 30, **kwargs) -> None:
+    def __init__(self, message: str | None = None, *, retry_after: int = 30, **kwargs: Any) -> None:
         kwargs.setdefault("remediation", f"Retry after {retry_after} seconds; nothing was changed.")
         super().__init__(message, **kwargs)
         self.retry_after = retry_after

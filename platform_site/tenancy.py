@@ -5,15 +5,22 @@ and API views get their base queryset only through `scoped_queryset(model, user)
 cannot forget to scope: an object outside the caller's tenants is simply absent (404, never 403).
 """
 
+from collections.abc import Callable
+from typing import Any, TypeVar
+
 from django.db import models
 
+from platform_site.actors import Caller
 
-class ScopedQuerySet(models.QuerySet):
-    def visible_to(self, user) -> "ScopedQuerySet":  # pragma: no cover - abstract
+M = TypeVar("M", bound=models.Model)
+
+
+class ScopedQuerySet(models.QuerySet[M]):
+    def visible_to(self, user: Caller) -> "ScopedQuerySet[M]":  # pragma: no cover - abstract
         raise NotImplementedError(f"{self.model.__name__} must define visible_to(user)")
 
 
-def scoped_queryset(model: type[models.Model], user) -> models.QuerySet:
+def scoped_queryset(model: type[M], user: Caller) -> models.QuerySet[M]:
     if user is None or not user.is_authenticated:
         return model._default_manager.none()
     queryset = model._default_manager.all()
@@ -23,8 +30,14 @@ def scoped_queryset(model: type[models.Model], user) -> models.QuerySet:
 
 
 def visible_or_404(
-    model: type[models.Model], user, *, code: str, message: str | None = None, refine=None, **lookup
-) -> models.Model:
+    model: type[M],
+    user: Caller,
+    *,
+    code: str,
+    message: str | None = None,
+    refine: Callable[[models.QuerySet[M]], models.QuerySet[M]] | None = None,
+    **lookup: Any,
+) -> M:
     """The object `lookup` names among those `user` may see, or NotFound with `code`.
 
     The same answer whether the object does not exist or belongs to another tenant (404, never 403).
@@ -46,8 +59,14 @@ def visible_or_404(
 
 
 def visible_by_id_or_name(
-    model: type[models.Model], user, reference: str, *, code: str, refine=None, name_field: str = "name"
-) -> models.Model:
+    model: type[M],
+    user: Caller,
+    reference: str,
+    *,
+    code: str,
+    refine: Callable[[models.QuerySet[M]], models.QuerySet[M]] | None = None,
+    name_field: str = "name",
+) -> M:
     """By id first, then by name (ids resolve before names), among the objects `user` may see."""
     queryset = scoped_queryset(model, user)
     if refine is not None:

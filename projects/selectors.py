@@ -1,13 +1,14 @@
 from django.db.models import Count, OuterRef, Prefetch, Q, QuerySet, Subquery
 
-from accounts.models import Membership
+from accounts.models import Membership, User
 from projects.models import Project, ProjectMember
 from workspaces.models import LIVE_STATES, WorkspaceState
 
 
-def projects_for(*, user, queryset: QuerySet | None = None) -> QuerySet:
+def projects_for(*, user: User, queryset: QuerySet[Project] | None = None) -> QuerySet[Project]:
     """Projects the user may see, with members, instance counts and the user's roles: constant queries."""
-    queryset = queryset if queryset is not None else Project.objects.visible_to(user)
+    if queryset is None:
+        queryset = Project.objects.visible_to(user)
     return (
         queryset.select_related("organization")
         .prefetch_related(Prefetch("members", queryset=ProjectMember.objects.select_related("user")))

@@ -1,5 +1,8 @@
 """Projects and project members. Role rules live here so the API, admin and console share them."""
 
+from collections.abc import Mapping
+from typing import Any, cast
+
 from django.db import transaction
 from django.utils import timezone
 
@@ -10,16 +13,19 @@ from platform_site.errors import Conflict, PermissionDenied, ValidationFailed
 from platform_site.text import clean_name, clean_text
 from projects.models import PROJECT_ROLE_RANK, Project, ProjectMember, ProjectRole
 
+# PROJECT_ROLE_RANK is keyed by ProjectRole members, which are their strings: roles read back from the database are.
+PROJECT_RANKS = cast(Mapping[str, int], PROJECT_ROLE_RANK)
+
 # An organization's owners own all its projects; its admins administer them.
-_ORG_ROLE_TO_PROJECT_ROLE = {OrgRole.OWNER: ProjectRole.OWNER, OrgRole.ADMIN: ProjectRole.ADMIN}
+_ORG_ROLE_TO_PROJECT_ROLE: dict[str | None, str] = {OrgRole.OWNER: ProjectRole.OWNER, OrgRole.ADMIN: ProjectRole.ADMIN}
 
 
 def effective_project_role(*, project_role: str | None, org_role: str | None) -> str | None:
     candidates = [role for role in (project_role, _ORG_ROLE_TO_PROJECT_ROLE.get(org_role)) if role]
-    return max(candidates, key=PROJECT_ROLE_RANK.__getitem__) if candidates else None
+    return max(candidates, key=PROJECT_RANKS.__getitem__) if candidates else None
 
 
-def project_role_of(*, user, project: Project) -> str | None:
+def project_role_of(*, user: User, project: Project) -> str | None:
     project_role = (
         ProjectMember.objects.current().filter(project=project, user=user).values_list("role", flat=True).first()
     )
@@ -31,12 +37,12 @@ def project_role_of(*, user, project: Project) -> str | None:
     return effective_project_role(project_role=project_role, org_role=org_role)
 
 
-def require_project_role(*, user, project: Project, minimum: str) -> str:
+def require_project_role(*, user: User, project: Project, minimum: str) -> str:
     """The caller's effective role if it reaches `minimum`. Platform superusers (Django admin) act as owners."""
     if user.is_superuser:
         return ProjectRole.OWNER
     role = project_role_of(user=user, project=project)
-    if role is None or PROJECT_ROLE_RANK[role] < PROJECT_ROLE_RANK[minimum]:
+    if role is None or PROJECT_RANKS[role] < PROJECT_RANKS[minimum]:
         raise PermissionDenied(
             f"This needs the project role '{minimum}' or higher.",
             details=f"Your role in project {project.name} is '{role or 'none'}'.",
@@ -112,7 +118,7 @@ def project_update(
         name = clean_name(name)
     if description is not None:
         description = clean_text(description, field="description", allow_newlines=True)
-    changes = {}
+    changes: dict[str, Any] = {}
     if name is not None and name != project.name:
         if (
             Project.objects.filter(organization_id=project.organization_id, name=name, deleted_at__isnull=True)
@@ -127,7 +133,7 @@ def project_update(
         project.description = description
     if max_ttl_hours is not UNSET and max_ttl_hours != project.max_ttl_hours:
         changes["max_ttl_hours"] = [project.max_ttl_hours, max_ttl_hours]
-        project.max_ttl_hours = max_ttl_hours
+        project.max_ttl_hours = cast("int | None", max_ttl_hours)  # not UNSET: an int or None
     if changes:
         project.save()
     audit_record(
@@ -160,7 +166,7 @@ def project_delete(*, actor: User, project: Project) -> None:
 @transaction.atomic
 def project_member_add(*, actor: User, project: Project, email: str, role: str) -> ProjectMember:
     actor_role = require_project_role(user=actor, project=project, minimum=ProjectRole.ADMIN)
-    rules.require_grantable(PROJECT_ROLE_RANK, actor_role=actor_role, role=role)
+    rules.require_grantable(PROJECT_RANKS, actor_role=actor_role, role=role)
     user = _org_members_by_email(organization=project.organization, emails=[email]).get(email.lower())
     if user is None:
         raise ValidationFailed(
@@ -195,7 +201,7 @@ def project_member_update(*, actor: User, member: ProjectMember, role: str) -> P
     project = member.project
     actor_role = require_project_role(user=actor, project=project, minimum=ProjectRole.ADMIN)
     rules.check_role_change(
-        PROJECT_ROLE_RANK,
+        PROJECT_RANKS,
         actor_role=actor_role,
         member_role=member.role,
         new_role=role,
@@ -222,7 +228,7 @@ def project_member_remove(*, actor: User, member: ProjectMember) -> None:
     project = member.project
     leaving = member.user_id == actor.pk
     rules.check_removal(
-        PROJECT_ROLE_RANK,
+        PROJECT_RANKS,
         actor_role=None if leaving else require_project_role(user=actor, project=project, minimum=ProjectRole.ADMIN),
         member_role=member.role,
         owner_role=ProjectRole.OWNER,

@@ -1,10 +1,13 @@
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
+from accounts.models import User
 from templates import resolution
 from templates.models import WorkspaceTemplate
 
 
-def definitions_by_reference(definitions) -> dict[str, dict]:
+def definitions_by_reference(definitions: Iterable[dict[str, Any]]) -> dict[str, dict]:
     """Map both name and slug of each definition to it: `inherits` may use either."""
     catalog: dict[str, dict] = {}
     for definition in definitions:
@@ -21,7 +24,7 @@ class TemplateView:
     resolved: resolution.ResolvedTemplate | None
 
 
-def templates_for(*, user) -> list[TemplateView]:
+def templates_for(*, user: User) -> list[TemplateView]:
     """Every template the user may use, resolved and validated, from one query.
 
     A private template resolves against the catalog plus its own organization's templates.
@@ -44,7 +47,7 @@ def templates_for(*, user) -> list[TemplateView]:
     return views
 
 
-def template_for(*, user, reference: str) -> TemplateView | None:
+def template_for(*, user: User, reference: str) -> TemplateView | None:
     """A template by name or slug; the organization's own template wins over a catalog one."""
     matches = [view for view in templates_for(user=user) if reference in (view.template.name, view.template.slug)]
     matches.sort(key=lambda view: view.template.organization_id is None)

@@ -6,7 +6,7 @@ from pathlib import Path
 import yaml
 from django.db import transaction
 
-from accounts.models import Organization, OrgRole
+from accounts.models import Organization, OrgRole, User
 from accounts.services import require_org_role
 from audit.services import audit_record
 from platform_site.errors import Conflict, PermissionDenied, ValidationFailed
@@ -76,7 +76,7 @@ def _lookup_for(organization: Organization) -> dict[str, dict]:
 
 
 @transaction.atomic
-def template_create(*, actor, organization: Organization, definition: dict) -> WorkspaceTemplate:
+def template_create(*, actor: User, organization: Organization, definition: dict) -> WorkspaceTemplate:
     """Organization owners and admins add private templates; they may inherit catalog templates."""
     require_org_role(user=actor, organization=organization, minimum=OrgRole.ADMIN)
     definition = dict(definition)
@@ -111,7 +111,7 @@ def template_create(*, actor, organization: Organization, definition: dict) -> W
 
 
 @transaction.atomic
-def template_delete(*, actor, template: WorkspaceTemplate) -> None:
+def template_delete(*, actor: User, template: WorkspaceTemplate) -> None:
     if template.organization is None:
         raise PermissionDenied("Catalog templates ship with Carrel and cannot be deleted through the API.")
     require_org_role(user=actor, organization=template.organization, minimum=OrgRole.ADMIN)

@@ -12,9 +12,10 @@ import functools
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore import xform_name
@@ -23,6 +24,11 @@ from botocore.exceptions import BotoCoreError, ClientError, ConnectionError, End
 from django.conf import settings
 from django.core.cache import cache
 from django.utils.module_loading import import_string
+
+if TYPE_CHECKING:
+    from mypy_boto3_ec2 import EC2Client
+
+    from workspaces.models import CloudAccount
 
 logger = logging.getLogger("carrel.cloud")
 
@@ -143,10 +149,12 @@ _sessions = threading.local()
 ASSUMED_ROLE_REFRESH_SECONDS = 300
 
 
-def _cached_session(key: tuple, build, expires_at: float | None = None) -> boto3.Session:
+def _cached_session(
+    key: tuple, build: Callable[[], tuple[boto3.Session, float | None]], expires_at: float | None = None
+) -> boto3.Session:
     """One boto3 session per thread and credentials: a session caches the loaded EC2 service model,
     which is most of the CPU a fresh session costs. Sessions are not thread-safe, hence per thread."""
-    cache_ = getattr(_sessions, "by_key", None)
+    cache_: dict[tuple, tuple[boto3.Session, float | None]] | None = getattr(_sessions, "by_key", None)
     if cache_ is None:
         cache_ = _sessions.by_key = {}
     entry = cache_.get(key)
@@ -163,7 +171,7 @@ def _cached_session(key: tuple, build, expires_at: float | None = None) -> boto3
 class AwsProvider:
     """EC2 for one cloud account. Create one per task; clients are cheap and not shared across threads."""
 
-    def __init__(self, account, *, region: str | None = None) -> None:
+    def __init__(self, account: "CloudAccount", *, region: str | None = None) -> None:
         self.account = account
         self.region = region or account.region
         session = self._session()
@@ -173,7 +181,7 @@ class AwsProvider:
             connect_timeout=5,
             read_timeout=30,
         )
-        self.ec2 = session.client("ec2", endpoint_url=account.endpoint_url or None, config=config)
+        self.ec2: EC2Client = session.client("ec2", endpoint_url=account.endpoint_url or None, config=config)
         for hook in client_hooks():
             hook(self.ec2)
 
@@ -181,7 +189,7 @@ class AwsProvider:
         account = self.account
         if account.credential_source == "assume_role" and account.role_arn:
 
-            def assume():
+            def assume() -> tuple[boto3.Session, float]:
                 sts = boto3.client("sts", region_name=self.region)
                 params = {"RoleArn": account.role_arn, "RoleSessionName": f"carrel-{account.id}"}
                 if account.external_id:
@@ -198,7 +206,7 @@ class AwsProvider:
             return _cached_session(("role", account.role_arn, account.external_id, self.region), assume)
         return _cached_session(("chain", self.region), lambda: (boto3.Session(region_name=self.region), None))
 
-    def _call(self, operation: str, **params):
+    def _call(self, operation: str, **params: Any) -> Any:
         method = getattr(self.ec2, xform_name(operation))
         try:
             return method(**params)
@@ -242,7 +250,7 @@ class AwsProvider:
         # The root volume is the image's own device (Ubuntu: /dev/sda1, Amazon Linux: /dev/xvda); a mapping
         # under any other name would attach a second, blank volume and leave the root one unsized and unencrypted.
         root_device = self.root_device_name(spec.image_id)
-        params = {
+        params: dict[str, Any] = {
             "ImageId": spec.image_id,
             "InstanceType": spec.instance_type,
             "MinCount": 1,
@@ -309,7 +317,7 @@ class AwsProvider:
 
     def console_output(self, instance_id: str) -> str:
         response = self._call("GetConsoleOutput", InstanceId=instance_id, Latest=True)
-        output = response.get("Output") or ""
+        output: str = response.get("Output") or ""
         # EC2 sends the console base64-encoded; some EC2-compatible endpoints send it as text.
         try:
             return base64.b64decode(output.strip(), validate=True).decode("utf-8", "replace")
@@ -321,7 +329,9 @@ class AwsProvider:
     def image_for(self, base_os: str) -> str:
         """The AMI for a base OS: the account's override, else the newest matching public image (whose root
         device name is remembered from the same DescribeImages call)."""
-        override = (self.account.image_overrides or {}).get(base_os) or (self.account.image_overrides or {}).get("*")
+        override: str | None = (self.account.image_overrides or {}).get(base_os) or (
+            self.account.image_overrides or {}
+        ).get("*")
         if override:
             return override
         owner, pattern = IMAGE_SOURCES.get(base_os, IMAGE_SOURCES["ubuntu-24.04"])
@@ -334,12 +344,13 @@ class AwsProvider:
             raise PermanentCloudError("ImageNotFound", f"No image for {base_os} in {self.region}", "DescribeImages")
         image = max(images, key=lambda image: image.get("CreationDate", ""))
         self._remember_root_device(image)
-        return image["ImageId"]
+        image_id: str = image["ImageId"]
+        return image_id
 
     def root_device_name(self, image_id: str) -> str:
         """The image's root device name (`/dev/sda1`, `/dev/xvda`, …): one DescribeImages per image, then
         remembered, since an image never changes."""
-        cached = cache.get(self._root_device_key(image_id))
+        cached: str | None = cache.get(self._root_device_key(image_id))
         if cached:
             return cached
         images = self._call("DescribeImages", ImageIds=[image_id])["Images"]
@@ -348,8 +359,8 @@ class AwsProvider:
             raise PermanentCloudError("InvalidAMIID.NotFound", message, "DescribeImages")
         return self._remember_root_device(images[0])
 
-    def _remember_root_device(self, image: dict) -> str:
-        name = image.get("RootDeviceName")
+    def _remember_root_device(self, image: Mapping[str, Any]) -> str:
+        name: str | None = image.get("RootDeviceName")
         if not name:
             raise PermanentCloudError(
                 "InvalidAMIID.Unsupported", f"Image {image.get('ImageId')} names no root device", "DescribeImages"
@@ -366,7 +377,7 @@ class AwsProvider:
     def ensure_security_group(self, workspace_id: str, tags: dict[str, str]) -> tuple[str, bool]:
         """The workspace's security group: (id, created). Created first; looked up only if it exists."""
         name = f"carrel-{workspace_id}"
-        params = {
+        params: dict[str, Any] = {
             "GroupName": name,
             "Description": f"Carrel workspace {workspace_id}",
             "TagSpecifications": [{"ResourceType": "security-group", "Tags": _tag_list(tags)}],
@@ -382,16 +393,17 @@ class AwsProvider:
         except BotoCoreError as error:
             raise _classify(error, "CreateSecurityGroup") from error
         existing = self._call("DescribeSecurityGroups", Filters=[{"Name": "group-name", "Values": [name]}])
-        return existing["SecurityGroups"][0]["GroupId"], False
+        group_id: str = existing["SecurityGroups"][0]["GroupId"]
+        return group_id, False
 
     def _default_vpc_id(self) -> str | None:
         """The region's default VPC, remembered for an hour: it does not change under a running service."""
         key = f"cloud:default-vpc:{getattr(self.account, 'id', '')}:{self.region}:{self.account.endpoint_url}"
-        cached = cache.get(key)
+        cached: str | None = cache.get(key)
         if cached is not None:
             return cached or None
         vpcs = self._call("DescribeVpcs", Filters=[{"Name": "is-default", "Values": ["true"]}])["Vpcs"]
-        vpc_id = vpcs[0]["VpcId"] if vpcs else ""
+        vpc_id: str = vpcs[0]["VpcId"] if vpcs else ""
         cache.set(key, vpc_id, timeout=3600)
         return vpc_id or None
 
@@ -423,10 +435,10 @@ class AwsProvider:
     ) -> None:
         """Make the group's ingress exactly `wanted`: authorize what is missing, revoke what is extra.
         Pass `current=[]` for a group just created, to skip reading it back."""
-        current = {rule.key(): rule for rule in (self.ingress_rules(group_id) if current is None else current)}
+        present = {rule.key(): rule for rule in (self.ingress_rules(group_id) if current is None else current)}
         desired = {rule.key(): rule for rule in wanted}
-        extra = [rule for key, rule in current.items() if key not in desired]
-        missing = [rule for key, rule in desired.items() if key not in current]
+        extra = [rule for key, rule in present.items() if key not in desired]
+        missing = [rule for key, rule in desired.items() if key not in present]
         if extra:
             self._call("RevokeSecurityGroupIngress", GroupId=group_id, IpPermissions=_permissions(extra))
         if missing:
@@ -446,10 +458,10 @@ def _tag_list(tags: dict[str, str]) -> list[dict[str, str]]:
     return [{"Key": key, "Value": str(value)} for key, value in tags.items()]
 
 
-def _permissions(rules: list[IngressRule]) -> list[dict]:
+def _permissions(rules: list[IngressRule]) -> list[dict[str, Any]]:
     permissions = []
     for rule in rules:
-        permission = {"IpProtocol": rule.protocol, "IpRanges": [{"CidrIp": rule.cidr}]}
+        permission: dict[str, Any] = {"IpProtocol": rule.protocol, "IpRanges": [{"CidrIp": rule.cidr}]}
         if rule.description:
             permission["IpRanges"][0]["Description"] = rule.description
         if rule.protocol != "-1":
@@ -458,7 +470,7 @@ def _permissions(rules: list[IngressRule]) -> list[dict]:
     return permissions
 
 
-def _instances(response: dict) -> list[InstanceInfo]:
+def _instances(response: Mapping[str, Any]) -> list[InstanceInfo]:
     instances = []
     for reservation in response.get("Reservations", [{"Instances": response.get("Instances", [])}]):
         for raw in reservation.get("Instances", []):

@@ -6,6 +6,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from django.db.models import Prefetch, Q, QuerySet
 from django.utils import timezone
 
+from accounts.models import User
 from platform_site.errors import Conflict
 from workspaces import sizing
 from workspaces.models import COMPUTE_BILLED_STATES, ProvisionJob, StateTransition, Workspace, WorkspaceState
@@ -14,23 +15,21 @@ HOUR = Decimal(3600)
 CENTS = Decimal("0.0001")
 
 
-def workspaces_for(*, user, queryset: QuerySet | None = None) -> QuerySet:
+def workspaces_for(*, user: User, queryset: QuerySet[Workspace] | None = None) -> QuerySet[Workspace]:
     """Visible workspaces (or `queryset`, already scoped) with what a list needs, in a constant number of
     queries."""
-    return (
-        (queryset if queryset is not None else Workspace.objects.visible_to(user))
-        .select_related("project", "owner", "organization")
-        .prefetch_related(
-            Prefetch("transitions", queryset=StateTransition.objects.order_by("created_at", "id")),
-            Prefetch("jobs", queryset=ProvisionJob.objects.order_by("-created_at")),
-        )
+    if queryset is None:
+        queryset = Workspace.objects.visible_to(user)
+    return queryset.select_related("project", "owner", "organization").prefetch_related(
+        Prefetch("transitions", queryset=StateTransition.objects.order_by("created_at", "id")),
+        Prefetch("jobs", queryset=ProvisionJob.objects.order_by("-created_at")),
     )
 
 
 INSTANCE_ID_RE = re.compile(r"^i-[0-9a-f]{8,17}$")
 
 
-def workspace_by_reference(*, user, reference: str, project: str | None = None) -> Workspace | None:
+def workspace_by_reference(*, user: User, reference: str, project: str | None = None) -> Workspace | None:
     """The workspace `reference` names among those the user may see, or None.
 
     Ids resolve before names: a workspace id, then an EC2 instance id, then a name. Names are unique among
@@ -43,7 +42,7 @@ def workspace_by_reference(*, user, reference: str, project: str | None = None) 
     if project:
         visible = visible.filter(Q(project_id=project) | Q(project__name=project))
     if reference.startswith("ws_"):
-        found = visible.filter(pk=reference).first()
+        found: Workspace | None = visible.filter(pk=reference).first()
         if found is not None:
             return found
     if INSTANCE_ID_RE.match(reference):

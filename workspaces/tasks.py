@@ -2,7 +2,7 @@
 
 import logging
 
-from celery import shared_task
+from celery import Task, shared_task
 from django.conf import settings
 
 from workspaces import cloud, services
@@ -19,7 +19,8 @@ LAUNCH_MAX_BACKOFF = 30
 
 
 def backoff(retries: int, ceiling: int = 60) -> int:
-    return min(2 ** (retries + 1), ceiling)
+    delay: int = 2 ** (retries + 1)  # int ** int is typed Any (a negative exponent gives a float)
+    return min(delay, ceiling)
 
 
 # Waiting is a countdown, never a sleep: a task that finds the cloud not there yet schedules itself to look
@@ -29,7 +30,7 @@ MAX_ERRORS = 10
 
 
 @shared_task(bind=True, acks_late=True, max_retries=None, ignore_result=True)
-def provision_workspace(self, job_id: str, errors: int = 0) -> None:
+def provision_workspace(self: Task, job_id: str, errors: int = 0) -> None:
     try:
         services.workspace_provision(job_id=job_id)
     except services.StillWaiting as waiting:
@@ -51,7 +52,7 @@ def provision_workspace(self, job_id: str, errors: int = 0) -> None:
 
 
 @shared_task(bind=True, acks_late=True, max_retries=None, ignore_result=True)
-def drive_workspace(self, workspace_id: str, action: str, issued: bool = False, errors: int = 0) -> None:
+def drive_workspace(self: Task, workspace_id: str, action: str, issued: bool = False, errors: int = 0) -> None:
     try:
         services.workspace_drive(workspace_id=workspace_id, action=action, issued=issued)
     except services.StillWaiting as waiting:
@@ -75,11 +76,11 @@ def drive_workspace(self, workspace_id: str, action: str, issued: bool = False, 
 
 
 @shared_task(bind=True, acks_late=True, max_retries=10, ignore_result=True)
-def resize_workspace(self, job_id: str) -> None:
+def resize_workspace(self: Task, job_id: str) -> None:
     try:
         services.workspace_resize_apply(job_id=job_id)
     except cloud.TransientCloudError as error:
-        if self.request.retries >= self.max_retries:
+        if self.max_retries is not None and self.request.retries >= self.max_retries:
             services.workspace_resize_failed(job_id=job_id, code=error.code, message=str(error))
             return
         raise self.retry(exc=error, countdown=backoff(self.request.retries)) from error
@@ -88,7 +89,7 @@ def resize_workspace(self, job_id: str) -> None:
 
 
 @shared_task(bind=True, acks_late=True, max_retries=120, ignore_result=True)
-def release_security_group(self, workspace_id: str) -> None:
+def release_security_group(self: Task, workspace_id: str) -> None:
     try:
         services.workspace_release_security_group(workspace_id=workspace_id)
     except RETRYABLE as error:
@@ -96,7 +97,7 @@ def release_security_group(self, workspace_id: str) -> None:
 
 
 @shared_task(bind=True, acks_late=True, max_retries=10, ignore_result=True)
-def sync_workspace_firewall(self, workspace_id: str) -> None:
+def sync_workspace_firewall(self: Task, workspace_id: str) -> None:
     try:
         services.workspace_sync_firewall(workspace_id=workspace_id)
     except cloud.TransientCloudError as error:

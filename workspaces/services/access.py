@@ -2,8 +2,10 @@
 
 import logging
 import re
+from typing import cast
 
-from platform_site.actors import is_system
+from accounts.models import User
+from platform_site.actors import Caller, is_system
 from platform_site.errors import PermissionDenied, ValidationFailed
 from projects.models import ProjectRole
 from projects.services import project_role_of
@@ -25,7 +27,7 @@ WIDE_OPEN_ADDRESSES = {4: 2**28, 6: 2**124}
 
 
 def validate_workspace_name(name: str | None) -> str:
-    if not NAME_RE.match(name or ""):
+    if name is None or not NAME_RE.match(name):
         raise ValidationFailed(
             fields={"name": ["1–63 letters, digits, '.', '_' or '-', starting with a letter or digit."]}
         )
@@ -46,7 +48,7 @@ class StillWaiting(Exception):
 # --- Permissions ------------------------------------------------------------------------------
 
 
-def can_manage(*, user, workspace: Workspace) -> bool:
+def can_manage(*, user: Caller, workspace: Workspace) -> bool:
     """Project owners and admins manage every workspace; members only their own; viewers none.
     Platform superusers (Django admin) manage all, and so does Carrel itself (`SYSTEM`); nobody else."""
     if is_system(user):
@@ -55,13 +57,14 @@ def can_manage(*, user, workspace: Workspace) -> bool:
         return False
     if user.is_superuser:
         return True
-    role = project_role_of(user=user, project=workspace.project)
+    # Not the system, not anonymous: a person.
+    role = project_role_of(user=cast(User, user), project=workspace.project)
     if role in (ProjectRole.OWNER, ProjectRole.ADMIN):
         return True
     return role == ProjectRole.MEMBER and workspace.owner_id == user.pk
 
 
-def require_can_manage(*, user, workspace: Workspace) -> None:
+def require_can_manage(*, user: Caller, workspace: Workspace) -> None:
     if not can_manage(user=user, workspace=workspace):
         raise PermissionDenied(
             "Only the workspace's owner and the project's owners and admins can do this.",

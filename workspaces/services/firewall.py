@@ -2,11 +2,14 @@
 
 import ipaddress
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from django.db import transaction
 
+from accounts.models import User
 from audit.services import audit_record
+from platform_site.actors import Actor
 from platform_site.errors import NotFound, ValidationFailed
 from workspaces import cloud, dispatch
 from workspaces.models import (
@@ -49,7 +52,8 @@ def _normalise_rule(raw: dict) -> dict:
     for key, value in (("from_port", from_port), ("to_port", to_port)):
         if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 65535:
             errors[key] = ["A port in 1–65535."]
-    if not errors and from_port > to_port:
+    # No errors: both ports are ints (the isinstance checks only tell the type checker so).
+    if not errors and isinstance(from_port, int) and isinstance(to_port, int) and from_port > to_port:
         errors["to_port"] = ["Must not be below from_port."]
     if errors:
         raise ValidationFailed(fields=errors)
@@ -62,11 +66,11 @@ def _normalise_rule(raw: dict) -> dict:
     }
 
 
-def _reaches_ssh(rule: dict) -> bool:
-    return rule["protocol"] == FirewallRule.Protocol.TCP and rule["from_port"] <= SSH_PORT <= rule["to_port"]
+def _reaches_ssh(rule: Mapping[str, Any]) -> bool:
+    return bool(rule["protocol"] == FirewallRule.Protocol.TCP and rule["from_port"] <= SSH_PORT <= rule["to_port"])
 
 
-def ssh_exposure(rules: Iterable[dict]) -> dict[int, int]:
+def ssh_exposure(rules: Iterable[Mapping[str, Any]]) -> dict[int, int]:
     """How many addresses can reach SSH, per IP version, judging the union of the rules (overlaps once).
 
     Two halves (0.0.0.0/1 + 128.0.0.0/1) open SSH to the world as surely as 0.0.0.0/0 does."""
@@ -81,7 +85,7 @@ def ssh_exposure(rules: Iterable[dict]) -> dict[int, int]:
     }
 
 
-def _require_no_wide_open_ssh(rules: list[dict]) -> None:
+def _require_no_wide_open_ssh(rules: Iterable[Mapping[str, Any]]) -> None:
     exposure = ssh_exposure(rules)
     for version, limit in WIDE_OPEN_ADDRESSES.items():
         if exposure[version] > limit:
@@ -98,7 +102,7 @@ def _require_no_wide_open_ssh(rules: list[dict]) -> None:
 
 
 def firewall_add(
-    *, actor, workspace: Workspace, rules: list[dict], allow_world_ssh: bool = False
+    *, actor: User, workspace: Workspace, rules: list[dict], allow_world_ssh: bool = False
 ) -> list[FirewallRule]:
     """Append rules that are not there yet. SSH open wider than a /8 (all rules together) needs the flag."""
     require_can_manage(user=actor, workspace=workspace)
@@ -138,7 +142,7 @@ def firewall_add(
     return created
 
 
-def firewall_clear(*, actor, workspace: Workspace, position: int | None = None) -> int:
+def firewall_clear(*, actor: Actor, workspace: Workspace, position: int | None = None) -> int:
     require_can_manage(user=actor, workspace=workspace)
     with transaction.atomic():
         rules = FirewallRule.objects.filter(workspace=workspace)

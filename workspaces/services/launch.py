@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from django.db import IntegrityError, transaction
 
+from accounts.models import User
 from audit.services import audit_record
 from platform_site.errors import Conflict, NotFound, ValidationFailed
 from projects.models import Project, ProjectRole
@@ -42,7 +43,7 @@ def single_host_cidr(ip: str | None) -> str | None:
     return f"{address}/{32 if address.version == 4 else 128}"
 
 
-def _default_rules(*, workspace: Workspace, snapshot: dict, client_ip: str | None, actor) -> list[FirewallRule]:
+def _default_rules(*, workspace: Workspace, snapshot: dict, client_ip: str | None, actor: User) -> list[FirewallRule]:
     """SSH and the template's service ports, open only to the caller's address."""
     cidr = single_host_cidr(client_ip)
     if cidr is None:
@@ -66,7 +67,7 @@ def _default_rules(*, workspace: Workspace, snapshot: dict, client_ip: str | Non
 
 def workspace_launch(
     *,
-    actor,
+    actor: User,
     project: Project,
     name: str,
     template: str,

@@ -10,7 +10,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from audit.services import audit_record
-from platform_site.actors import SYSTEM
+from platform_site.actors import SYSTEM, Actor
 from platform_site.errors import Conflict, ValidationFailed
 from workspaces import dispatch, sizing
 from workspaces.models import (
@@ -106,7 +106,7 @@ class ActionResult:
     already_under_way: bool = False
 
 
-def workspace_act(*, actor, workspace: Workspace, action: str, reason: str = "") -> ActionResult:
+def workspace_act(*, actor: Actor, workspace: Workspace, action: str, reason: str = "") -> ActionResult:
     """Ask for a lifecycle action. Repeating one already under way (or done) changes nothing."""
     spec = ACTIONS[action]
     require_can_manage(user=actor, workspace=workspace)
@@ -220,7 +220,7 @@ class UpdateResult:
 
 def workspace_update(
     *,
-    actor,
+    actor: Actor,
     workspace: Workspace,
     name: str | None = None,
     size: str | None = None,
@@ -271,7 +271,7 @@ def workspace_update(
     return UpdateResult(workspace=workspace, resize_job=job)
 
 
-def _resize_request(*, actor, workspace: Workspace, instance_type: str, size: str) -> ProvisionJob:
+def _resize_request(*, actor: Actor, workspace: Workspace, instance_type: str, size: str) -> ProvisionJob:
     previous_type = workspace.instance_type
     if not record_transition(
         workspace=workspace,
@@ -361,7 +361,7 @@ def max_ttl_hours(workspace: Workspace) -> int:
 
 
 @transaction.atomic
-def workspace_extend(*, actor, workspace: Workspace, hours: float | None) -> Workspace:
+def workspace_extend(*, actor: Actor, workspace: Workspace, hours: float | None) -> Workspace:
     require_can_manage(user=actor, workspace=workspace)
     if workspace.state == S.TERMINATED:
         raise Conflict("A terminated workspace has no TTL.", code="INVALID_STATE")

@@ -4,7 +4,7 @@ import logging
 
 from django.db import transaction
 
-from accounts.models import Organization
+from accounts.models import Organization, User
 from audit.services import audit_record
 from projects.models import Project
 from workspaces import cloud
@@ -21,11 +21,12 @@ logger = logging.getLogger("carrel.workspaces")
 
 def provider_for(target: Workspace | CloudAccount) -> cloud.AwsProvider:
     if isinstance(target, Workspace):
+        assert target.cloud_account is not None  # launch refuses a workspace without one (NO_CLOUD_ACCOUNT)
         return cloud.AwsProvider(target.cloud_account, region=target.region or None)
     return cloud.AwsProvider(target)
 
 
-def default_cloud_account(*, user, organization: Organization) -> CloudAccount | None:
+def default_cloud_account(*, user: User, organization: Organization) -> CloudAccount | None:
     preference = WorkspacePreference.objects.filter(user=user).select_related("cloud_account").first()
     if preference and preference.cloud_account and preference.cloud_account.organization_id == organization.pk:
         return preference.cloud_account
@@ -34,7 +35,7 @@ def default_cloud_account(*, user, organization: Organization) -> CloudAccount |
 
 
 @transaction.atomic
-def profile_switch(*, actor, cloud_account: CloudAccount | None, project: Project | None) -> WorkspacePreference:
+def profile_switch(*, actor: User, cloud_account: CloudAccount | None, project: Project | None) -> WorkspacePreference:
     preference, _ = WorkspacePreference.objects.get_or_create(user=actor)
     if cloud_account is not None:
         preference.cloud_account = cloud_account

@@ -51,7 +51,7 @@ def mark_step(job: ProvisionJob, step_name: str, status: str = "done", message: 
 def resource_tags(workspace: Workspace) -> dict[str, str]:
     return {
         cloud.WORKSPACE_TAG: workspace.pk,
-        cloud.CLOUD_ACCOUNT_TAG: workspace.cloud_account_id,
+        cloud.CLOUD_ACCOUNT_TAG: str(workspace.cloud_account_id),  # as the tag list writes it
         cloud.ORGANIZATION_TAG: workspace.organization_id,
         "carrel:project": workspace.project_id,
         "carrel:owner": workspace.owner.email,
@@ -166,7 +166,9 @@ def _adopt_or_launch(
     provider: cloud.AwsProvider, workspace: Workspace, *, look_for_existing: bool = True
 ) -> cloud.InstanceInfo:
     """The instance tagged with this workspace's id if one exists (a retry or a dead worker), else a new one."""
-    existing = provider.find_workspace_instances(workspace.pk, workspace.cloud_account_id) if look_for_existing else []
+    account_id = workspace.cloud_account_id
+    assert account_id is not None  # launch refuses a workspace without a cloud account (NO_CLOUD_ACCOUNT)
+    existing = provider.find_workspace_instances(workspace.pk, account_id) if look_for_existing else []
     if existing:
         instance = min(existing, key=lambda info: (info.launch_time is None, info.launch_time, info.instance_id))
         for extra in existing:
@@ -175,6 +177,8 @@ def _adopt_or_launch(
                 provider.terminate(extra.instance_id)
     else:
         snapshot = workspace.template_snapshot
+        account = workspace.cloud_account
+        assert account is not None
         instance = provider.launch(
             cloud.LaunchSpec(
                 workspace_id=workspace.pk,
@@ -188,8 +192,8 @@ def _adopt_or_launch(
                 root_volume_type=workspace.root_volume_type,
                 hibernate=workspace.hibernation_capable,
                 spot=workspace.spot,
-                subnet_id=workspace.cloud_account.subnet_id,
-                key_name=workspace.cloud_account.key_name,
+                subnet_id=account.subnet_id,
+                key_name=account.key_name,
             )
         )
     if workspace.provider_instance_id != instance.instance_id:

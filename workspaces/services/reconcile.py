@@ -9,6 +9,7 @@ Rules that keep tenants apart (several organizations may share one AWS account a
 import dataclasses
 import logging
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db.models import F, Q
@@ -24,7 +25,7 @@ logger = logging.getLogger("carrel.workspaces")
 S = WorkspaceState
 
 # Where a workspace in a transitional state is going once the provider gets there.
-HEADING_FOR = {
+HEADING_FOR: dict[str, str] = {
     S.STOPPING: S.STOPPED,
     S.HIBERNATING: S.HIBERNATED,
     S.STARTING: S.RUNNING,
@@ -126,7 +127,7 @@ def _reconcile_account(account: CloudAccount, report: ReconcileReport, now: date
             implied = implied_state(workspace, info, stuck=workspace.state_changed_at <= stuck_before)
             if implied is None:
                 continue
-            extra = {}
+            extra: dict[str, Any] = {}
             if implied == S.RUNNING and info is not None:
                 extra = {"public_ip": info.public_ip, "private_ip": info.private_ip}
             elif implied in (S.STOPPED, S.HIBERNATED, S.TERMINATED):
@@ -142,7 +143,9 @@ def _reconcile_account(account: CloudAccount, report: ReconcileReport, now: date
         _reconcile_orphans(account, provider, report, now)
 
 
-def _reconcile_orphans(account: CloudAccount, provider: cloud.AwsProvider, report: ReconcileReport, now) -> None:
+def _reconcile_orphans(
+    account: CloudAccount, provider: cloud.AwsProvider, report: ReconcileReport, now: datetime
+) -> None:
     instances = [
         info
         for info in provider.list_account_instances(account.pk)

@@ -3,15 +3,20 @@
 import logging
 from collections.abc import Iterable
 from decimal import Decimal
+from typing import TYPE_CHECKING, Any, cast
 
 from django.db import transaction
 from django.utils import timezone
 
+from platform_site.actors import Actor
 from workspaces.models import (
     COMPUTE_BILLED_STATES,
     StateTransition,
     Workspace,
 )
+
+if TYPE_CHECKING:
+    from accounts.models import User
 
 logger = logging.getLogger("carrel.workspaces")
 
@@ -32,9 +37,9 @@ def record_transition(
     workspace: Workspace,
     to_state: str,
     expected_from: Iterable[str],
-    actor=None,
+    actor: "Actor | None" = None,
     reason: str = "",
-    **fields,
+    **fields: Any,
 ) -> bool:
     """Move the workspace to `to_state` if it is still in one of `expected_from`; False otherwise.
 
@@ -58,7 +63,8 @@ def record_transition(
             workspace=workspace,
             from_state=current,
             to_state=to_state,
-            actor=actor if actor is not None and actor.is_authenticated else None,
+            # A person (authenticated); SYSTEM and None are recorded without one.
+            actor=cast("User | None", actor if actor is not None and actor.is_authenticated else None),
             reason=reason[:255],
             instance_type=workspace.instance_type,
             hourly_rate=rate_in_state(workspace, to_state),
