@@ -1,4 +1,4 @@
-"""The actor for what Carrel does by itself (TTL expiry, reconciliation, idle hibernation).
+"""The actor for what Carrel does by itself (TTL expiry, reconciliation, membership expiry).
 
 Services take an `actor`. A person is a User; the system is `SYSTEM`, never `None`, so that no service
 can mistake "nobody said who" for "allowed to do anything". Audit rows record it as "system".
