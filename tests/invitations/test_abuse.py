@@ -16,6 +16,7 @@ from accounts.models import OrgRole
 from audit.models import AuditEvent
 from invitations import services, tasks
 from invitations.models import Invitation, InvitationResend
+from platform_site.errors import CarrelError, ValidationFailed
 from projects.models import Project, ProjectMember, ProjectRole
 from tests.conftest import add_org_member, assert_error, bearer_client, make_org, make_project, make_user
 from tests.invitations.conftest import verify
@@ -218,7 +219,7 @@ def test_it_caps_bulk_requests(owner, owner_client, project, settings):
     assert bulk(owner_client, project, emails(100)).status_code == 200
     settings.CARREL_INVITATIONS_BULK_MAX = 2
     rows = [{"email": email} for email in emails(3, "more")]
-    with pytest.raises(services.ValidationFailed):
+    with pytest.raises(ValidationFailed):
         services.invitation_bulk(actor=owner, project=project, rows=rows)
     assert Invitation.objects.count() == 100
 
@@ -239,7 +240,7 @@ def test_it_holds_the_limit_under_concurrent_sends(owner, project, settings):
             barrier.wait()
             services.invitation_send(actor=owner, project=project, email=f"racer{number}@partner.example")
             result = "sent"
-        except services.CarrelError as error:
+        except CarrelError as error:
             result = error.code
         finally:
             connections.close_all()

@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from invitations import services
 from invitations.models import Invitation
+from platform_site.errors import CarrelError
 from projects.models import ProjectMember
 from tests.invitations.test_api import INVITEE, verified_user
 
@@ -129,7 +130,7 @@ def test_twenty_concurrent_accepts_let_exactly_one_through(owner, project):
             barrier.wait()
             services.invitation_accept(actor=guest, invitation=invitation, token=token)
             result = "accepted"
-        except services.CarrelError as error:
+        except CarrelError as error:
             result = error.code
         finally:
             connections.close_all()

@@ -244,7 +244,7 @@ def test_the_scan_finds_codes_in_every_form(code_uses):
     assert ("TOKEN_REVOKED", "accounts/services.py") in found  # TokenRejected("…", message), positional
     assert ("INSUFFICIENT_SCOPE", "accounts/authentication.py") in found  # a permission's `code = "…"`
     assert ("AUDIT_EVENT_NOT_FOUND", "audit/api.py") in found  # not_found_code = "…"
-    assert ("INVITATION_EXPIRED", "invitations/services.py") in found  # default_code = "…"
+    assert ("INVITATION_EXPIRED", "invitations/services/limits.py") in found  # default_code = "…"
     assert ("RATE_LIMITED", "platform_site/api/ratelimit.py") in found
     assert ("ROUTE_NOT_FOUND", "platform_site/api/errors.py") in found  # ErrorCode.X
     assert ("BAD_HOST", "platform_site/middleware.py") in found  # json_error(code="…")
