@@ -418,14 +418,17 @@ class AwsProvider:
         groups = self._call("DescribeSecurityGroups", GroupIds=[group_id])["SecurityGroups"]
         rules = []
         for permission in groups[0].get("IpPermissions", []) if groups else []:
-            for ip_range in permission.get("IpRanges", []):
+            # EC2 keeps IPv4 and IPv6 sources apart: IpRanges (CidrIp) and Ipv6Ranges (CidrIpv6).
+            sources = [(r["CidrIp"], r) for r in permission.get("IpRanges", [])]
+            sources += [(r["CidrIpv6"], r) for r in permission.get("Ipv6Ranges", [])]
+            for cidr, source in sources:
                 rules.append(
                     IngressRule(
                         protocol=permission.get("IpProtocol", "tcp"),
                         from_port=permission.get("FromPort", -1),
                         to_port=permission.get("ToPort", -1),
-                        cidr=ip_range["CidrIp"],
-                        description=ip_range.get("Description", ""),
+                        cidr=cidr,
+                        description=source.get("Description", ""),
                     )
                 )
         return rules
@@ -461,9 +464,12 @@ def _tag_list(tags: dict[str, str]) -> list[dict[str, str]]:
 def _permissions(rules: list[IngressRule]) -> list[dict[str, Any]]:
     permissions = []
     for rule in rules:
-        permission: dict[str, Any] = {"IpProtocol": rule.protocol, "IpRanges": [{"CidrIp": rule.cidr}]}
+        # EC2 refuses an IPv6 network in IpRanges (CidrIp); it goes in Ipv6Ranges (CidrIpv6).
+        ranges, key = ("Ipv6Ranges", "CidrIpv6") if ":" in rule.cidr else ("IpRanges", "CidrIp")
+        source: dict[str, str] = {key: rule.cidr}
         if rule.description:
-            permission["IpRanges"][0]["Description"] = rule.description
+            source["Description"] = rule.description
+        permission: dict[str, Any] = {"IpProtocol": rule.protocol, ranges: [source]}
         if rule.protocol != "-1":
             permission["FromPort"], permission["ToPort"] = rule.from_port, rule.to_port
         permissions.append(permission)

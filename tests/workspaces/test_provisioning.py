@@ -319,3 +319,33 @@ def test_a_launch_whose_security_group_disappeared_recreates_it(owner_client, pr
     assert workspace.security_group_id not in ("", group)
     instance = cloud_instances(ec2)[0]
     assert [g["GroupId"] for g in instance["SecurityGroups"]] == [workspace.security_group_id]
+
+
+def test_ipv6_rules_reach_the_security_group_as_ipv6_ranges(
+    owner_client, project, account, ec2, eager_tasks, django_capture_on_commit_callbacks
+):
+    """EC2 refuses an IPv6 network in IpRanges (moto does not): it must go in Ipv6Ranges, and be read back from
+    there, or every later sync would revoke and re-add it."""
+    with django_capture_on_commit_callbacks(execute=True):
+        workspace, _ = request_launch(owner_client, project, name="v6")
+    workspace.refresh_from_db()
+    with django_capture_on_commit_callbacks(execute=True):
+        added = owner_client.post(
+            f"/api/v1/instances/{workspace.pk}/firewall",
+            {"rules": [{"cidr": "2001:db8::/48", "port": 22, "description": "lab v6"}]},
+            format="json",
+        )
+    assert added.status_code == 201, added.content
+    group = ec2.describe_security_groups(GroupIds=[workspace.security_group_id])["SecurityGroups"][0]
+    v6 = [(p["FromPort"], r["CidrIpv6"]) for p in group["IpPermissions"] for r in p.get("Ipv6Ranges", [])]
+    v4 = [r["CidrIp"] for p in group["IpPermissions"] for r in p.get("IpRanges", [])]
+    assert v6 == [(22, "2001:db8::/48")] and "2001:db8::/48" not in v4
+
+    provider = services.provider_for(workspace)
+    assert ("tcp", 22, 22, "2001:db8::/48") in {
+        rule.key() for rule in provider.ingress_rules(workspace.security_group_id)
+    }
+    calls = []
+    provider.ec2.meta.events.register("before-call.ec2", lambda model, **kw: calls.append(model.name))
+    provider.set_ingress(workspace.security_group_id, services.ingress_for(workspace))
+    assert calls == ["DescribeSecurityGroups"]  # in sync: nothing revoked, nothing added
