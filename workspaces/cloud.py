@@ -416,22 +416,18 @@ class AwsProvider:
 
     def ingress_rules(self, group_id: str) -> list[IngressRule]:
         groups = self._call("DescribeSecurityGroups", GroupIds=[group_id])["SecurityGroups"]
-        rules = []
-        for permission in groups[0].get("IpPermissions", []) if groups else []:
-            # EC2 keeps IPv4 and IPv6 sources apart: IpRanges (CidrIp) and Ipv6Ranges (CidrIpv6).
-            sources = [(r["CidrIp"], r) for r in permission.get("IpRanges", [])]
-            sources += [(r["CidrIpv6"], r) for r in permission.get("Ipv6Ranges", [])]
-            for cidr, source in sources:
-                rules.append(
-                    IngressRule(
-                        protocol=permission.get("IpProtocol", "tcp"),
-                        from_port=permission.get("FromPort", -1),
-                        to_port=permission.get("ToPort", -1),
-                        cidr=cidr,
-                        description=source.get("Description", ""),
-                    )
-                )
-        return rules
+        return _ingress_of(groups[0]) if groups else []
+
+    def ingress_of_groups(self, group_ids: Iterable[str]) -> dict[str, list[IngressRule]]:
+        """Many groups' ingress in few calls. Filtering by group-id (not GroupIds) leaves out a group that
+        no longer exists instead of failing the whole call."""
+        ids = sorted(set(group_ids))
+        found: dict[str, list[IngressRule]] = {}
+        for start in range(0, len(ids), DESCRIBE_BATCH):
+            batch = ids[start : start + DESCRIBE_BATCH]
+            response = self._call("DescribeSecurityGroups", Filters=[{"Name": "group-id", "Values": batch}])
+            found.update({group["GroupId"]: _ingress_of(group) for group in response["SecurityGroups"]})
+        return found
 
     def set_ingress(
         self, group_id: str, wanted: list[IngressRule], *, current: list[IngressRule] | None = None
@@ -459,6 +455,25 @@ IMAGE_SOURCES = {
 
 def _tag_list(tags: dict[str, str]) -> list[dict[str, str]]:
     return [{"Key": key, "Value": str(value)} for key, value in tags.items()]
+
+
+def _ingress_of(group: Mapping[str, Any]) -> list[IngressRule]:
+    rules = []
+    for permission in group.get("IpPermissions", []):
+        # EC2 keeps IPv4 and IPv6 sources apart: IpRanges (CidrIp) and Ipv6Ranges (CidrIpv6).
+        sources = [(r["CidrIp"], r) for r in permission.get("IpRanges", [])]
+        sources += [(r["CidrIpv6"], r) for r in permission.get("Ipv6Ranges", [])]
+        for cidr, source in sources:
+            rules.append(
+                IngressRule(
+                    protocol=permission.get("IpProtocol", "tcp"),
+                    from_port=permission.get("FromPort", -1),
+                    to_port=permission.get("ToPort", -1),
+                    cidr=cidr,
+                    description=source.get("Description", ""),
+                )
+            )
+    return rules
 
 
 def _permissions(rules: list[IngressRule]) -> list[dict[str, Any]]:

@@ -391,3 +391,25 @@ def test_terminating_a_workspace_ends_only_its_own_accounts_instances(
     assert response.status_code == 202
     assert Workspace.objects.get(pk=workspace.pk).state == "terminated"
     assert stranger in {i["InstanceId"] for i in cloud_instances(ec2)}
+
+
+def test_the_reconciler_resyncs_a_security_group_that_drifted(
+    two_tenants, ec2, eager_tasks, django_capture_on_commit_callbacks
+):
+    workspace = two_tenants["a"]
+    group_id = workspace.security_group_id
+    # Someone edits the group by hand in the AWS console: SSH from the world, the caller's rule gone.
+    group = ec2.describe_security_groups(GroupIds=[group_id])["SecurityGroups"][0]
+    ec2.revoke_security_group_ingress(GroupId=group_id, IpPermissions=group["IpPermissions"])
+    ec2.authorize_security_group_ingress(
+        GroupId=group_id,
+        IpPermissions=[{"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}],
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        report = reconcile.workspaces_reconcile()
+    assert report.firewalls_resynced == [workspace.pk]  # Lab B's group is untouched and in sync
+    restored = ec2.describe_security_groups(GroupIds=[group_id])["SecurityGroups"][0]["IpPermissions"]
+    cidrs = sorted(r["CidrIp"] for p in restored for r in p.get("IpRanges", []))
+    assert "0.0.0.0/0" not in cidrs
+    assert cidrs == sorted(rule.cidr for rule in workspace.firewall_rules.all())
+    assert reconcile.workspaces_reconcile().firewalls_resynced == []

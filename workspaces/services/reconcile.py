@@ -17,8 +17,8 @@ from django.utils import timezone
 
 from audit.services import audit_record
 from platform_site.actors import SYSTEM
-from workspaces import cloud
-from workspaces.models import CloudAccount, OrphanedInstance, ProvisionJob, Workspace, WorkspaceState
+from workspaces import cloud, dispatch
+from workspaces.models import CloudAccount, FirewallRule, OrphanedInstance, ProvisionJob, Workspace, WorkspaceState
 from workspaces.services import record_transition
 
 logger = logging.getLogger("carrel.workspaces")
@@ -41,6 +41,7 @@ class ReconcileReport:
     repaired: list[str] = dataclasses.field(default_factory=list)
     orphans: list[str] = dataclasses.field(default_factory=list)
     orphans_terminated: list[str] = dataclasses.field(default_factory=list)
+    firewalls_resynced: list[str] = dataclasses.field(default_factory=list)
     failed: dict[str, str] = dataclasses.field(default_factory=dict)
     describe_calls: int = 0
 
@@ -140,7 +141,25 @@ def _reconcile_account(account: CloudAccount, report: ReconcileReport, now: date
                 **extra,
             ):
                 report.repaired.append(workspace.pk)
+        _reconcile_firewalls(provider, workspaces, report)
         _reconcile_orphans(account, provider, report, now)
+
+
+def _reconcile_firewalls(provider: cloud.AwsProvider, workspaces: list[Workspace], report: ReconcileReport) -> None:
+    """A security group whose ingress differs from the workspace's rules (a sync that gave up, a hand edit in
+    the console) is synced again. One batched DescribeSecurityGroups per region."""
+    guarded = [w for w in workspaces if w.security_group_id and w.state not in (S.TERMINATING, S.TERMINATED)]
+    if not guarded:
+        return
+    actual = provider.ingress_of_groups(w.security_group_id for w in guarded)
+    wanted: dict[str, set[tuple]] = {w.pk: set() for w in guarded}
+    for rule in FirewallRule.objects.filter(workspace__in=guarded):
+        wanted[rule.workspace_id].add((rule.protocol, rule.from_port, rule.to_port, rule.cidr))
+    for workspace in guarded:
+        group = actual.get(workspace.security_group_id)
+        if group is not None and {rule.key() for rule in group} != wanted[workspace.pk]:
+            dispatch.sync_workspace_firewall(workspace.pk)
+            report.firewalls_resynced.append(workspace.pk)
 
 
 def _reconcile_orphans(
@@ -198,8 +217,6 @@ def launches_resume_stalled(*, now: datetime | None = None, limit: int = 100) ->
     expired lease means the worker is gone. A job still queued for a long time (its message lost with a
     broker restart) is resumed too. The rerun adopts the tagged instance if RunInstances already ran.
     """
-    from workspaces import dispatch
-
     now = now or timezone.now()
     queued_before = now - timedelta(seconds=settings.CARREL_LAUNCH_QUEUED_STALE_SECONDS)
     stalled = (
