@@ -1,5 +1,9 @@
+import zoneinfo
+from decimal import Decimal
+
 from django.contrib.auth.models import AbstractUser, UserManager
 from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -18,6 +22,13 @@ def validate_one_line_text(value: str) -> None:
             "Must not contain control or bidirectional-override characters (%(chars)s).",
             code="unsafe_characters",
             params={"chars": ", ".join(bad)},
+        )
+
+
+def validate_time_zone(value: str) -> None:
+    if value not in zoneinfo.available_timezones():
+        raise ValidationError(
+            "Unknown time zone %(value)s (use an IANA name such as Europe/Berlin).", params={"value": value}
         )
 
 
@@ -103,6 +114,15 @@ class Organization(models.Model):
     id = models.CharField(primary_key=True, max_length=32, default=new_organization_id, editable=False)
     name = models.CharField(max_length=200, validators=[validate_one_line_text])
     slug = models.SlugField(max_length=80, unique=True)
+    # Days (cost history, the ledger's daily close, monthly periods) begin at midnight here.
+    time_zone = models.CharField(max_length=64, default="UTC", validators=[validate_time_zone])
+    # A negotiated discount (e.g. an enterprise agreement), taken off everything the organization is charged.
+    discount_percent = models.DecimalField(
+        max_digits=5,
+        decimal_places=2,
+        default=Decimal("0"),
+        validators=[MinValueValidator(Decimal("0")), MaxValueValidator(Decimal("100"))],
+    )
     created_at = models.DateTimeField(default=timezone.now)
 
     objects = OrganizationQuerySet.as_manager()

@@ -10,11 +10,12 @@ import base64
 import binascii
 import functools
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import boto3
@@ -68,6 +69,17 @@ class PermanentCloudError(CloudError):
     """The provider refused the request itself: retrying will not help."""
 
 
+_TRANSITION_TIME_RE = re.compile(r"\((\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}) (?:GMT|UTC)\)")
+
+
+def transition_time(reason: str) -> datetime | None:
+    """The time in an EC2 StateTransitionReason such as "User initiated (2024-06-15 14:20:00 GMT)"."""
+    match = _TRANSITION_TIME_RE.search(reason)
+    if match is None:
+        return None
+    return datetime.strptime(match.group(1), "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC)
+
+
 @dataclass(frozen=True)
 class InstanceInfo:
     instance_id: str
@@ -79,6 +91,8 @@ class InstanceInfo:
     hibernation_configured: bool
     state_reason: str
     tags: dict[str, str]
+    # When the last state change was initiated, from StateTransitionReason ("User initiated (… GMT)").
+    transition_time: datetime | None = None
 
     @property
     def workspace_id(self) -> str | None:
@@ -505,6 +519,7 @@ def _instances(response: Mapping[str, Any]) -> list[InstanceInfo]:
                     launch_time=raw.get("LaunchTime"),
                     hibernation_configured=bool(raw.get("HibernationOptions", {}).get("Configured")),
                     state_reason=(raw.get("StateReason") or {}).get("Message", ""),
+                    transition_time=transition_time(raw.get("StateTransitionReason") or ""),
                     tags={tag["Key"]: tag["Value"] for tag in raw.get("Tags", [])},
                 )
             )

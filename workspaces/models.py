@@ -35,12 +35,12 @@ class WorkspaceState(models.TextChoices):
 
 # A workspace is live until it is terminated: stopped and hibernated machines still hold volumes.
 LIVE_STATES = frozenset(WorkspaceState.values) - {WorkspaceState.TERMINATED}
-# States in which the instance is billed for compute (the provider bills from pending to stopping).
+# States in which the instance is billed for compute, as AWS bills: from pending (launching, starting,
+# resuming) through running, and while stopping only when hibernating. budgets.ledger applies the details.
 COMPUTE_BILLED_STATES = frozenset(
     {
         WorkspaceState.LAUNCHING,
         WorkspaceState.RUNNING,
-        WorkspaceState.STOPPING,
         WorkspaceState.STARTING,
         WorkspaceState.HIBERNATING,
         WorkspaceState.RESUMING,
@@ -160,6 +160,9 @@ class Workspace(models.Model):
     spot = models.BooleanField(default=False)
     root_volume_gb = models.PositiveIntegerField(default=30)
     root_volume_type = models.CharField(max_length=16, default="gp3")
+    # Provisioned IOPS and throughput (MB/s) of the root volume; null takes the volume type's baseline.
+    root_volume_iops = models.PositiveIntegerField(null=True, blank=True)
+    root_volume_throughput = models.PositiveIntegerField(null=True, blank=True)
     hibernation_capable = models.BooleanField(default=False)
     hourly_rate = models.DecimalField(max_digits=10, decimal_places=4, default=Decimal("0"))
     provider_instance_id = models.CharField(max_length=32, blank=True, db_index=True)
@@ -170,6 +173,19 @@ class Workspace(models.Model):
     expires_at = models.DateTimeField(null=True, blank=True, help_text="TTL: stopped automatically after this.")
     error_message = models.TextField(blank=True)
     state_changed_at = models.DateTimeField(default=timezone.now)
+    # The ledger's cursor (budgets.ledger): cost before `ledger_through` is in CostEntry rows; from it to
+    # now the workspace has been in its current state and is priced on read.
+    ledger_through = models.DateTimeField(null=True, blank=True)
+    # The current compute run (from a start until the instance stops billing): its start and the seconds
+    # already written, for the 60-second minimum AWS bills each time an instance starts.
+    run_started_at = models.DateTimeField(null=True, blank=True)
+    run_billed_seconds = models.DecimalField(max_digits=16, decimal_places=6, default=Decimal("0"))
+    # Whether the EBS volume exists (from the instance's launch until its termination): storage is billed.
+    volume_billed = models.BooleanField(default=False)
+    # What the root volume is billed for (budgets.prices.StorageLine as JSON), priced at launch, and their
+    # sum in USD per month (list price).
+    storage_lines = models.JSONField(default=list, blank=True)
+    storage_monthly_rate = models.DecimalField(max_digits=14, decimal_places=8, default=Decimal("0"))
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -205,7 +221,15 @@ class StateTransition(models.Model):
     hourly_rate = models.DecimalField(
         max_digits=10, decimal_places=4, help_text="Compute rate billed while in to_state (0 when not billed)."
     )
+    # When Carrel observed the change.
     created_at = models.DateTimeField(default=timezone.now)
+    # When the cloud says it happened (the state-transition reason's timestamp), if it said.
+    cloud_at = models.DateTimeField(null=True, blank=True)
+    # The instance's LaunchTime as the cloud reported it with this change (into running): billing starts there.
+    cloud_launch_time = models.DateTimeField(null=True, blank=True)
+    # The time the ledger uses: the cloud's where it is plausible (after the previous change, not after
+    # the observation), else the observation.
+    effective_at = models.DateTimeField(null=True, blank=True)
 
     objects = models.Manager()
 

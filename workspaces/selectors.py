@@ -9,7 +9,7 @@ from django.utils import timezone
 from accounts.models import User
 from platform_site.errors import Conflict
 from workspaces import sizing
-from workspaces.models import COMPUTE_BILLED_STATES, ProvisionJob, StateTransition, Workspace, WorkspaceState
+from workspaces.models import ProvisionJob, StateTransition, Workspace, WorkspaceState
 
 HOUR = Decimal(3600)
 CENTS = Decimal("0.0001")
@@ -100,20 +100,17 @@ def _q(value: Decimal) -> Decimal:
 
 
 def workspace_usage(workspace: Workspace, *, until: datetime | None = None) -> Usage:
-    """Usage and cost from the recorded transitions: each interval is billed at the rate it recorded."""
+    """Usage and cost from the ledger (closed rows and the open interval priced now)."""
+    from budgets.selectors import workspace_compute_usage
+
     until = until or timezone.now()
-    transitions = list(workspace.transitions.all())
-    cpu = gpu = memory = cost = hours_total = Decimal(0)
-    for current, following in zip(transitions, [*transitions[1:], None], strict=False):
-        if current.to_state not in COMPUTE_BILLED_STATES:
-            continue
-        end = following.created_at if following else until
-        seconds = Decimal(str(max(0.0, (end - current.created_at).total_seconds())))
+    usage = workspace_compute_usage(workspace, now=until)
+    cpu = gpu = memory = hours_total = Decimal(0)
+    for instance_type, seconds in usage.seconds_by_type.items():
         hours = seconds / HOUR
         hours_total += hours
-        cost += hours * current.hourly_rate
-        spec = sizing.instance_types().get(current.instance_type)
-        if spec is None:  # a type retired from the catalog: its cost is still the recorded rate
+        spec = sizing.instance_types().get(instance_type)
+        if spec is None:  # a type retired from the catalog: its cost is still in the ledger
             continue
         cpu += hours * spec.vcpu
         gpu += hours * spec.gpu_count
@@ -122,9 +119,9 @@ def workspace_usage(workspace: Workspace, *, until: datetime | None = None) -> U
         cpu_hours=_q(cpu),
         gpu_hours=_q(gpu),
         memory_gb_hours=_q(memory),
-        cost_usd=_q(cost),
+        cost_usd=_q(usage.cost),
         billed_hours=_q(hours_total),
-        period_start=transitions[0].created_at if transitions else None,
+        period_start=workspace.created_at,
         period_end=until,
     )
 

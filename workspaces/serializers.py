@@ -1,10 +1,13 @@
 """Serializers of the workspace API: request bodies (strict fields) and response shapes."""
 
-from drf_spectacular.utils import inline_serializer
+from decimal import Decimal
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field, inline_serializer
 from rest_framework import serializers
 
+from budgets import selectors as budget_selectors
 from platform_site.api import fields as strict
-from workspaces import selectors
 from workspaces.models import CloudAccount, FirewallRule, ProvisionJob, Workspace
 
 
@@ -16,7 +19,7 @@ class WorkspaceSerializer(serializers.ModelSerializer):
     project_name = strict.CharField(source="project.name")
     owner = strict.EmailField(source="owner.email")
     hourly_rate = strict.DecimalField(max_digits=10, decimal_places=4, coerce_to_string=False)
-    current_spend = serializers.SerializerMethodField()
+    current_spend = serializers.SerializerMethodField(help_text="USD so far (ledger plus the open interval), exact.")
     launch_progress = serializers.SerializerMethodField()
     attached_volumes = serializers.SerializerMethodField()
     attached_ebs_volumes = serializers.SerializerMethodField()
@@ -54,8 +57,14 @@ class WorkspaceSerializer(serializers.ModelSerializer):
         ]
         read_only_fields = fields
 
-    def get_current_spend(self, workspace) -> float:
-        return float(selectors.workspace_usage(workspace).cost_usd)
+    @extend_schema_field(OpenApiTypes.NUMBER)
+    def get_current_spend(self, workspace) -> Decimal:
+        costs = self.context.get("_workspace_costs")
+        if costs is None or workspace.pk not in costs:
+            # Every workspace of the list (or page) at once: one query, however long the list.
+            listed = self.parent.instance if isinstance(self.parent, serializers.ListSerializer) else [workspace]
+            costs = self.context["_workspace_costs"] = budget_selectors.workspace_costs(listed)
+        return budget_selectors.money(costs[workspace.pk])
 
     def get_launch_progress(self, workspace) -> int:
         jobs = list(workspace.jobs.all())

@@ -1,6 +1,7 @@
 """Workspaces (/instances): list, launch, detail, lifecycle actions, connect, TTL, usage, sysinfo."""
 
 from datetime import timedelta
+from decimal import Decimal
 
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
@@ -222,7 +223,7 @@ class HibernationStatusView(APIView):
                 "hibernation_supported": strict.BooleanField(),
                 "current_state": strict.CharField(),
                 "hibernation_time": strict.DateTimeField(allow_null=True),
-                "estimated_savings": strict.FloatField(),
+                "estimated_savings": strict.DecimalField(max_digits=14, decimal_places=4, coerce_to_string=False),
                 "hibernation_duration": strict.CharField(allow_null=True),
             },
         ),
@@ -242,7 +243,7 @@ class HibernationStatusView(APIView):
                 "hibernation_supported": workspace.hibernation_capable,
                 "current_state": workspace.state,
                 "hibernation_time": hibernated.created_at if hibernated else None,
-                "estimated_savings": round(float(workspace.hourly_rate) * seconds / 3600, 4),
+                "estimated_savings": (workspace.hourly_rate * Decimal(str(seconds)) / 3600).quantize(Decimal("0.0001")),
                 "hibernation_duration": format_duration(seconds) if hibernated else None,
             }
         )
@@ -308,16 +309,16 @@ class ExtendView(APIView):
 
 class UsageView(APIView):
     @extend_schema(
-        summary="Usage and cost since launch, computed from the recorded state transitions.",
+        summary="Usage and cost since launch, from the cost ledger (closed intervals plus the open one).",
         responses=inline_serializer(
             "Usage",
             {
                 "name": strict.CharField(),
-                "cpuHours": strict.FloatField(),
-                "gpuHours": strict.FloatField(),
-                "memoryGBHours": strict.FloatField(),
-                "costUSD": strict.FloatField(),
-                "billedHours": strict.FloatField(),
+                "cpuHours": strict.DecimalField(max_digits=18, decimal_places=4, coerce_to_string=False),
+                "gpuHours": strict.DecimalField(max_digits=18, decimal_places=4, coerce_to_string=False),
+                "memoryGBHours": strict.DecimalField(max_digits=18, decimal_places=4, coerce_to_string=False),
+                "costUSD": strict.DecimalField(max_digits=18, decimal_places=4, coerce_to_string=False),
+                "billedHours": strict.DecimalField(max_digits=18, decimal_places=4, coerce_to_string=False),
                 "periodStart": strict.DateTimeField(allow_null=True),
                 "periodEnd": strict.DateTimeField(),
             },

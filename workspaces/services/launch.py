@@ -9,6 +9,7 @@ from django.db import IntegrityError, transaction
 
 from accounts.models import User
 from audit.services import audit_record
+from budgets import prices
 from platform_site.errors import Conflict, NotFound, ValidationFailed
 from projects.models import Project, ProjectRole
 from projects.services import require_project_role
@@ -121,6 +122,14 @@ def workspace_launch(
     if hibernate:
         # RAM is written to the root volume on hibernation: it must hold memory plus the system.
         root_gb = max(root_gb, int(chosen.memory_gib) + 8)
+    volume_type = storage.get("ebs_volume_type") or "gp3"
+    volume_lines = prices.storage_lines(
+        region=region,
+        volume_type=volume_type,
+        size_gb=root_gb,
+        iops=storage.get("iops"),
+        throughput=storage.get("throughput"),
+    )
     snapshot = dataclasses.asdict(resolved)
     snapshot["template_id"] = view.template.pk
 
@@ -146,7 +155,11 @@ def workspace_launch(
                     region=region,
                     spot=spot,
                     root_volume_gb=root_gb,
-                    root_volume_type=storage.get("ebs_volume_type") or "gp3",
+                    root_volume_type=volume_type,
+                    root_volume_iops=storage.get("iops"),
+                    root_volume_throughput=storage.get("throughput"),
+                    storage_lines=[line.as_json() for line in volume_lines],
+                    storage_monthly_rate=prices.monthly_rate(volume_lines),
                     hibernation_capable=hibernate,
                     hourly_rate=rate,
                 )

@@ -190,12 +190,13 @@ def workspace_drive(*, workspace_id: str, action: str, issued: bool = False) -> 
     if action in ("stop", "hibernate"):
         if not issued:
             provider.stop(instance_id, hibernate=action == "hibernate")
-        observe(provider, instance_id, {"stopped"})
+        stopped = observe(provider, instance_id, {"stopped"})
         record_transition(
             workspace=workspace,
             to_state=spec.final,
             expected_from=[spec.during],
             reason="the provider reports stopped",
+            cloud_at=stopped.transition_time,
             public_ip=None,
         )
     else:
@@ -207,6 +208,7 @@ def workspace_drive(*, workspace_id: str, action: str, issued: bool = False) -> 
             to_state=S.RUNNING,
             expected_from=[spec.during],
             reason="the provider reports running",
+            cloud_launch_time=info.launch_time,
             public_ip=info.public_ip,
             private_ip=info.private_ip,
         )

@@ -141,6 +141,7 @@ def _finish_launch(job: ProvisionJob, workspace: Workspace, info: cloud.Instance
         to_state=S.RUNNING,
         expected_from=[S.LAUNCHING],
         reason="the provider reports running",
+        cloud_launch_time=info.launch_time,
         public_ip=info.public_ip,
         private_ip=info.private_ip,
         launch_time=info.launch_time or timezone.now(),

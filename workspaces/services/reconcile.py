@@ -138,6 +138,8 @@ def _reconcile_account(account: CloudAccount, report: ReconcileReport, now: date
                 to_state=implied,
                 expected_from=[workspace.state],
                 reason="reconciled with the provider",
+                cloud_at=info.transition_time if info is not None and implied != S.RUNNING else None,
+                cloud_launch_time=info.launch_time if info is not None and implied == S.RUNNING else None,
                 **extra,
             ):
                 report.repaired.append(workspace.pk)

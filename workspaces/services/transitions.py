@@ -2,6 +2,7 @@
 
 import logging
 from collections.abc import Iterable
+from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, cast
 
@@ -27,9 +28,16 @@ def rate_in_state(workspace: Workspace, state: str) -> Decimal:
     return workspace.hourly_rate if state in COMPUTE_BILLED_STATES else Decimal("0")
 
 
-def _locked_state(workspace_id: str) -> str | None:
-    """The workspace's state, read under a row lock (PostgreSQL) for the rest of the transaction."""
-    return Workspace.objects.select_for_update().filter(pk=workspace_id).values_list("state", flat=True).first()
+def _locked_workspace(workspace_id: str) -> Workspace | None:
+    """The workspace read under a row lock (PostgreSQL) for the rest of the transaction, with what the
+    ledger needs."""
+    return (
+        Workspace.objects.select_for_update(of=("self",)).select_related("organization").filter(pk=workspace_id).first()
+    )
+
+
+class _LostRace(Exception):
+    """The conditional update found the state changed (where row locks do not hold): undo the transition row."""
 
 
 def record_transition(
@@ -39,35 +47,58 @@ def record_transition(
     expected_from: Iterable[str],
     actor: "Actor | None" = None,
     reason: str = "",
+    cloud_at: datetime | None = None,
+    cloud_launch_time: datetime | None = None,
     **fields: Any,
 ) -> bool:
     """Move the workspace to `to_state` if it is still in one of `expected_from`; False otherwise.
 
-    The move is a conditional update on the state read: a transition row is written only when that
-    update changed the row, so a concurrent move (where row locks do not hold, e.g. SQLite) never leaves
-    two rows claiming the same departure."""
-    with transaction.atomic():
-        current = _locked_state(workspace.pk)
-        if current is None or current not in set(expected_from):
-            return False
-        now = timezone.now()
-        updated = Workspace.objects.filter(pk=workspace.pk, state=current).update(
-            state=to_state, state_changed_at=now, updated_at=now, **fields
-        )
-        if updated != 1:
-            return False
-        for name, value in fields.items():
-            setattr(workspace, name, value)
-        workspace.state, workspace.state_changed_at = to_state, now
-        StateTransition.objects.create(
-            workspace=workspace,
-            from_state=current,
-            to_state=to_state,
-            # A person (authenticated); SYSTEM and None are recorded without one.
-            actor=cast("User | None", actor if actor is not None and actor.is_authenticated else None),
-            reason=reason[:255],
-            instance_type=workspace.instance_type,
-            hourly_rate=rate_in_state(workspace, to_state),
-            created_at=now,
-        )
+    Writes the transition row and, through budgets.ledger, the cost of the interval it ends, in one
+    transaction under the workspace's row lock. `cloud_at` is when the cloud says the change happened
+    (used where plausible), `cloud_launch_time` the instance's LaunchTime reported with it.
+    The move is also a conditional update on the state read, so a concurrent move (where row locks do not
+    hold, e.g. SQLite) never leaves two rows claiming the same departure."""
+    from budgets import ledger
+
+    try:
+        with transaction.atomic():
+            locked = _locked_workspace(workspace.pk)
+            if locked is None or locked.state not in set(expected_from):
+                return False
+            current = locked.state
+            now = timezone.now()
+            effective = ledger.plausible(cloud_at, after=locked.ledger_through, before=now) or now
+            rate = fields.get("hourly_rate", locked.hourly_rate)
+            transition = StateTransition.objects.create(
+                workspace=locked,
+                from_state=current,
+                to_state=to_state,
+                # A person (authenticated); SYSTEM and None are recorded without one.
+                actor=cast("User | None", actor if actor is not None and actor.is_authenticated else None),
+                reason=reason[:255],
+                instance_type=fields.get("instance_type", locked.instance_type),
+                hourly_rate=rate if to_state in COMPUTE_BILLED_STATES else Decimal("0"),
+                created_at=now,
+                cloud_at=cloud_at,
+                cloud_launch_time=cloud_launch_time,
+                effective_at=effective,
+            )
+            ledger_fields = ledger.close_for_transition(
+                workspace=locked,
+                from_state=current,
+                to_state=to_state,
+                at=effective,
+                transition=transition,
+                launch_time=cloud_launch_time,
+            )
+            updated = Workspace.objects.filter(pk=workspace.pk, state=current).update(
+                state=to_state, state_changed_at=now, updated_at=now, **ledger_fields, **fields
+            )
+            if updated != 1:
+                raise _LostRace
+    except _LostRace:
+        return False
+    for name, value in {**ledger_fields, **fields}.items():
+        setattr(workspace, name, value)
+    workspace.state, workspace.state_changed_at = to_state, now
     return True
