@@ -58,10 +58,14 @@ class ErrorCode(StrEnum):
     CSRF_FAILED = "CSRF_FAILED"
     EMAIL_NOT_VERIFIED = "EMAIL_NOT_VERIFIED"
     INSUFFICIENT_SCOPE = "INSUFFICIENT_SCOPE"
+    BUDGET_EXCEEDED = "BUDGET_EXCEEDED"
+    MEMBER_CAP_EXCEEDED = "MEMBER_CAP_EXCEEDED"
     INVITATION_EMAIL_MISMATCH = "INVITATION_EMAIL_MISMATCH"
     ROLE_TOO_HIGH = "ROLE_TOO_HIGH"
     # 404
     NOT_FOUND = "NOT_FOUND"
+    ALLOCATION_NOT_FOUND = "ALLOCATION_NOT_FOUND"
+    BUDGET_NOT_FOUND = "BUDGET_NOT_FOUND"
     AUDIT_EVENT_NOT_FOUND = "AUDIT_EVENT_NOT_FOUND"
     FIREWALL_RULE_NOT_FOUND = "FIREWALL_RULE_NOT_FOUND"
     INSTANCE_NOT_FOUND = "INSTANCE_NOT_FOUND"
@@ -83,6 +87,9 @@ class ErrorCode(StrEnum):
     NOT_ACCEPTABLE = "NOT_ACCEPTABLE"
     # 409
     CONFLICT = "CONFLICT"
+    ALLOCATION_EXCEEDS_POOL = "ALLOCATION_EXCEEDS_POOL"
+    BUDGET_HAS_ALLOCATIONS = "BUDGET_HAS_ALLOCATIONS"
+    PROJECT_ALREADY_FUNDED = "PROJECT_ALREADY_FUNDED"
     ALREADY_MEMBER = "ALREADY_MEMBER"
     AMBIGUOUS_REFERENCE = "AMBIGUOUS_REFERENCE"
     HIBERNATION_NOT_SUPPORTED = "HIBERNATION_NOT_SUPPORTED"
@@ -480,6 +487,42 @@ ERRORS: dict[ErrorCode, ErrorSpec] = {
         429,
         "Too many failed authentications from this address or for this credential.",
         f"{_WAIT_RETRY_AFTER}, then retry with the right credentials.",
+    ),
+    ErrorCode.BUDGET_EXCEEDED: ErrorSpec(
+        403,
+        "The project's allocation (with what running workspaces have reserved) would pass its launch limit.",
+        "Stop or terminate workspaces, choose a smaller size or shorter TTL, or ask an organization admin to raise "
+        "the allocation (`PUT /api/v1/budgets/{id}/allocations/{allocation_id}`).",
+    ),
+    ErrorCode.MEMBER_CAP_EXCEEDED: ErrorSpec(
+        403,
+        "Your own cap inside the project's allocation would be passed.",
+        "Stop your running workspaces, or ask a project owner or organization admin to raise your cap.",
+    ),
+    ErrorCode.ALLOCATION_NOT_FOUND: ErrorSpec(
+        404,
+        "No such allocation in this budget pool visible to the caller.",
+        "List the pool's allocations with `GET /api/v1/budgets/{id}/allocations`.",
+    ),
+    ErrorCode.BUDGET_NOT_FOUND: ErrorSpec(
+        404,
+        "No such budget pool visible to the caller.",
+        "List the pools you can see with `GET /api/v1/budgets`.",
+    ),
+    ErrorCode.ALLOCATION_EXCEEDS_POOL: ErrorSpec(
+        409,
+        "The pool's allocations would add up to more than the pool.",
+        "Allocate at most the pool's `unallocated_amount`, lower another allocation, or raise the pool's total.",
+    ),
+    ErrorCode.BUDGET_HAS_ALLOCATIONS: ErrorSpec(
+        409,
+        "A budget pool with allocations cannot be deleted.",
+        "Delete the pool's allocations first (`DELETE /api/v1/budgets/{id}/allocations/{allocation_id}`).",
+    ),
+    ErrorCode.PROJECT_ALREADY_FUNDED: ErrorSpec(
+        409,
+        "The project already has an allocation (a project draws on one pool).",
+        "Change the existing allocation, or move money with `POST /api/v1/budgets/{id}/reallocate`.",
     ),
     ErrorCode.INVITATION_RATE_LIMITED: ErrorSpec(
         429,

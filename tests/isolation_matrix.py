@@ -272,3 +272,9 @@ ROWS: list[Row] = [
     Row(V1 + "audit/<str:event_id>", "GET", "/api/v1/audit/{o.event}",        S("401  404  200  404  404  404  200")),
 ]
 # fmt: on
+
+# Money routes keep their rows in their own modules (o.pool and o.allocation are A's or B's pool and allocation).
+from tests.isolation_matrix_costs import ROWS as COST_ROWS  # noqa: E402
+from tests.isolation_matrix_pools import ROWS as POOL_ROWS  # noqa: E402
+
+ROWS += POOL_ROWS + COST_ROWS

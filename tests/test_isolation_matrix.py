@@ -17,6 +17,8 @@ of it (pytest-django's `db`), so tests that succeed in changing something do not
 import hashlib
 import json
 from dataclasses import dataclass
+from datetime import timedelta
+from decimal import Decimal
 from types import SimpleNamespace
 
 import pytest
@@ -24,11 +26,13 @@ from allauth.account.models import EmailAddress
 from django.apps import apps
 from django.db import transaction
 from django.urls import URLResolver, get_resolver
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from accounts.models import Membership, Organization, OrgRole, User
 from accounts.services import token_create
 from audit.models import AuditEvent
+from budgets.models import Allocation, BudgetPool
 from invitations import services as invitation_services
 from projects.models import Project, ProjectMember, ProjectRole
 from templates.services import template_catalog_load, template_create
@@ -194,6 +198,15 @@ def _side(
     )
     event = AuditEvent.objects.filter(organization=org, actor=owner).order_by("created_at").first()
     assert event is not None
+    pool = BudgetPool.objects.create(
+        organization=org,
+        name=f"Grant {label}",
+        total_amount=Decimal("10000"),
+        start_date=timezone.now() - timedelta(days=30),
+        end_date=timezone.now() + timedelta(days=335),
+        created_by=owner,
+    )
+    allocation = Allocation.objects.create(pool=pool, project=project, amount=Decimal("5000"), allocated_by=owner)
     return SimpleNamespace(
         label=label,
         org=org.pk,
@@ -209,13 +222,24 @@ def _side(
         template=template.slug,
         template_name=template.name,
         event=event.pk,
+        pool=pool.pk,
+        allocation=allocation.pk,
         owner=owner,
         bystander=bystander.username,
         bystander_email=bystander.email,
         colleague=colleague.username,
         person=owner.username,
         # Strings that identify this organization's objects: responses to anyone outside must not contain them.
-        org_markers={org.pk, template.slug, template.name, account.pk, owner.email, bystander.email, colleague.email},
+        org_markers={
+            org.pk,
+            pool.pk,
+            template.slug,
+            template.name,
+            account.pk,
+            owner.email,
+            bystander.email,
+            colleague.email,
+        },
         project_markers={
             project.pk,
             running.pk,
@@ -225,6 +249,7 @@ def _side(
             running.jobs.get().pk,
             invitation.pk,
             event.pk,
+            allocation.pk,
         },
     )
 

@@ -5,6 +5,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from accounts import api as accounts_api
 from audit import api as audit_api
+from budgets.urls import urlpatterns as budget_urls
 from invitations import api as invitations_api
 from platform_site.api import system
 from projects import api as projects_api
@@ -114,4 +115,6 @@ urlpatterns = [
     # Audit
     path("audit", audit_api.AuditEventListView.as_view(), name="audit-events"),
     path("audit/<str:event_id>", audit_api.AuditEventDetailView.as_view(), name="audit-event-detail"),
+    # Money: budget pools and allocations, project money, costs (budgets/urls.py)
+    *budget_urls,
 ]

@@ -389,6 +389,20 @@ CELERY_BEAT_SCHEDULE = {
         "task": "workspaces.tasks.resume_stalled_launches",
         "schedule": timedelta(seconds=CARREL_LAUNCH_SWEEP_SECONDS),
     },
+    # Money (budgets/tasks.py): close the ledger at each organization's midnight (a run that finds nothing to
+    # close writes nothing), apply the allocations' thresholds, send the daily digests.
+    "close-ledger-days": {
+        "task": "budgets.tasks.close_ledger_days",
+        "schedule": timedelta(minutes=15),
+    },
+    "apply-budget-thresholds": {
+        "task": "budgets.tasks.apply_budget_thresholds",
+        "schedule": timedelta(minutes=5),
+    },
+    "send-cost-digests": {
+        "task": "budgets.tasks.send_cost_digests",
+        "schedule": timedelta(hours=1),
+    },
 }
 CARREL_WORKER_HEARTBEAT_MAX_AGE = 120
 

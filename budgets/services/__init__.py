@@ -1,0 +1,1 @@
+"""Money services: pools and allocations (pools.py), enforcement (enforcement.py)."""

@@ -1,0 +1,8 @@
+"""Isolation-matrix rows of the project money and cost routes (see tests/isolation_matrix.py)."""
+
+from tests.isolation_matrix import V1, Row, S  # noqa: F401
+
+# fmt: off
+ROWS: list[Row] = [
+]
+# fmt: on
