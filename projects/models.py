@@ -83,6 +83,10 @@ class ProjectMember(models.Model):
     joined_at = models.DateTimeField(default=timezone.now)
     # Visiting collaborators and course members: the membership ends then (a periodic task removes it).
     expires_at = models.DateTimeField(null=True, blank=True)
+    # The daily cost digest (owners and admins opt in: PUT /api/v1/projects/{id}/cost-digest), and the
+    # organization-local day it was last sent: the hourly task claims a day with a conditional update.
+    cost_digest = models.BooleanField(default=False)
+    cost_digest_sent_on = models.DateField(null=True, blank=True)
 
     objects = ProjectMemberQuerySet.as_manager()
 

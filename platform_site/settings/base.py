@@ -346,6 +346,8 @@ CARREL_TRANSITION_STUCK_SECONDS = int(os.environ.get("CARREL_TRANSITION_STUCK_SE
 CARREL_DEFAULT_TTL_EXTENSION_HOURS = 4
 # The longest TTL one extension may set (from now), unless the template's `max_ttl_hours` is lower.
 CARREL_MAX_TTL_HOURS = int(os.environ.get("CARREL_MAX_TTL_HOURS", "168"))
+# A launch or start without a TTL reserves this many hours of its cost against the project's allocation.
+CARREL_BUDGET_RESERVATION_HOURS = float(os.environ.get("CARREL_BUDGET_RESERVATION_HOURS", "8"))
 
 # --- Celery ---------------------------------------------------------------------------------
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL") or REDIS_URL or "filesystem://localhost//"
