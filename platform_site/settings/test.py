@@ -42,3 +42,7 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "control_folder": str(_test_broker / "control"),
         "store_processed": False,
     }
+
+# The tests run in a time zone with daylight saving time, not UTC: nothing may assume a day is 24 hours or that
+# midnight is UTC's (the ledger's daily close and cost history use each organization's own time zone).
+TIME_ZONE = "America/New_York"
