@@ -161,3 +161,63 @@ def test_the_close_survives_a_worker_killed_in_the_middle(org, project, owner, t
         assert [row.start for row in rows[1:]] == [row.end for row in rows[:-1]]
         assert sum(row.quantity for row in rows) == ledger.seconds_between(since, midnight)
     assert CostEntry.objects.filter(kind="compute").count() == 6 * len(compute_rows(workspaces[0]))
+
+
+def test_it_bills_a_launch_from_the_instances_launch_time_when_the_cloud_gives_a_plausible_one(org, project, owner):
+    requested = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
+    workspace = running_workspace(org, project, owner, "lt-box")
+    Workspace.objects.filter(pk=workspace.pk).update(state="pending", ledger_through=None, volume_billed=False)
+    workspace.refresh_from_db()
+    with time_machine.travel(requested, tick=False) as clock:
+        record_transition(workspace=workspace, to_state="launching", expected_from=["pending"])
+        clock.shift(timedelta(seconds=90))
+        # The queue and the security group took 45 s; EC2 says the instance launched then.
+        launch_time = requested + timedelta(seconds=45)
+        record_transition(
+            workspace=workspace, to_state="running", expected_from=["launching"], cloud_launch_time=launch_time
+        )
+        clock.shift(timedelta(seconds=600))
+        record_transition(workspace=workspace, to_state="stopping", expected_from=["running"])
+    rows = compute_rows(workspace)
+    assert rows[0].start == launch_time
+    assert sum(row.quantity for row in rows) == Decimal(45 + 600)
+    assert CostEntry.objects.filter(workspace=workspace, kind="storage").order_by("start").first().start == launch_time
+
+
+def test_it_ends_billing_when_the_cloud_says_an_instance_stopped_outside_carrel(org, project, owner):
+    since = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
+    workspace = running_workspace(org, project, owner, "console-box", since=since)
+    stopped_in_the_console = since + timedelta(minutes=30)
+    with time_machine.travel(since + timedelta(hours=2), tick=False):  # the reconciler notices 90 minutes later
+        record_transition(
+            workspace=workspace, to_state="stopped", expected_from=["running"], cloud_at=stopped_in_the_console
+        )
+    rows = compute_rows(workspace)
+    assert sum(row.quantity for row in rows) == Decimal(30 * 60)
+    workspace.refresh_from_db()
+    assert workspace.ledger_through == stopped_in_the_console
+
+
+def test_it_keeps_its_own_time_when_the_clouds_is_implausible(org, project, owner):
+    since = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
+    workspace = running_workspace(org, project, owner, "skew-box", since=since)
+    with time_machine.travel(since + timedelta(hours=1), tick=False):
+        # A cloud clock ahead of ours (or a time before the interval began) is not believed.
+        record_transition(
+            workspace=workspace, to_state="stopped", expected_from=["running"], cloud_at=since + timedelta(hours=5)
+        )
+    assert sum(row.quantity for row in compute_rows(workspace)) == Decimal(3600)
+    transition = workspace.transitions.get(to_state="stopped")
+    assert transition.cloud_at == since + timedelta(hours=5)  # both times are kept
+    assert transition.effective_at == transition.created_at == since + timedelta(hours=1)
+
+
+def test_it_bills_nothing_for_a_launch_that_failed_before_an_instance_existed(org, project, owner):
+    workspace = running_workspace(org, project, owner, "failed-box")
+    Workspace.objects.filter(pk=workspace.pk).update(
+        state="pending", ledger_through=None, volume_billed=False, provider_instance_id=""
+    )
+    workspace.refresh_from_db()
+    record_transition(workspace=workspace, to_state="launching", expected_from=["pending"])
+    record_transition(workspace=workspace, to_state="error", expected_from=["launching"])
+    assert not CostEntry.objects.filter(workspace=workspace).exists()
