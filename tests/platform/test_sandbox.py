@@ -26,3 +26,15 @@ def test_the_sandbox_seeds_a_demo_login_and_prints_a_working_token(db):
     browser = APIClient()
     assert browser.login(email=DEMO_EMAIL, password=DEMO_PASSWORD)
     assert browser.get("/admin/").status_code == 200
+
+
+def test_the_sandbox_funds_the_demo_project_so_a_launch_moves_real_numbers(db):
+    from budgets.models import Allocation, BudgetPool
+
+    call_command("sandbox", "--seed-only", stdout=StringIO())
+    call_command("sandbox", "--seed-only", stdout=StringIO())  # idempotent
+    pool = BudgetPool.objects.get(organization__slug="demo-lab")
+    allocation = Allocation.objects.get(pool=pool)
+    assert allocation.project.name == "Demo Project"
+    assert (pool.total_amount, allocation.amount) == (5000, 1000)
+    assert allocation.alert_thresholds and allocation.prevent_launch_threshold

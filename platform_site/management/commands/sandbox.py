@@ -15,15 +15,19 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import timedelta
+from decimal import Decimal
 
 from allauth.account.models import EmailAddress
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 from django.db import transaction
+from django.utils import timezone
 
 from accounts.models import Membership, Organization, OrgRole, User
 from accounts.services import token_create
+from budgets.models import Allocation, BudgetPool
 from platform_site.tasks import record_worker_heartbeat
 from projects.models import Project, ProjectMember, ProjectRole
 from templates.services import template_catalog_load
@@ -55,8 +59,38 @@ def seed_demo() -> tuple[User, Organization, Project]:
             created_by=user,
         )
     ProjectMember.objects.get_or_create(project=project, user=user, defaults={"role": ProjectRole.OWNER})
+    seed_demo_budget(user=user, organization=organization, project=project)
     template_catalog_load()
     return user, organization, project
+
+
+def seed_demo_budget(*, user: User, organization: Organization, project: Project) -> Allocation:
+    """A grant and the demo project's share of it, so a launch moves real numbers within minutes: the money
+    endpoints (`/api/v1/projects/{id}/budget`, `/api/v1/budgets`) read the ledger the launch writes."""
+    now = timezone.now()
+    pool, _ = BudgetPool.objects.get_or_create(
+        organization=organization,
+        name="Demo Grant",
+        defaults={
+            "description": "A year of cloud computing for the demo lab.",
+            "total_amount": Decimal("5000"),
+            "start_date": now - timedelta(days=1),
+            "end_date": now + timedelta(days=365),
+            "created_by": user,
+        },
+    )
+    allocation, _ = Allocation.objects.get_or_create(
+        project=project,
+        defaults={
+            "pool": pool,
+            "amount": Decimal("1000"),
+            "alert_thresholds": ["0.5", "0.8", "0.9"],
+            "auto_hibernate_threshold": Decimal("0.95"),
+            "prevent_launch_threshold": Decimal("1.0"),
+            "allocated_by": user,
+        },
+    )
+    return allocation
 
 
 def point_sandbox_cloud_at(*, organization: Organization, url: str) -> CloudAccount:
@@ -131,9 +165,10 @@ class Command(BaseCommand):
             + f"  Admin:          {base}/admin/\n"
             + f"  Demo login:     {DEMO_EMAIL} / {DEMO_PASSWORD}\n"
             + f"  Organization:   {organization.name} ({organization.id})\n"
-            + f"  Project:        {project.name} ({project.id})\n"
+            + f"  Project:        {project.name} ({project.id}), $1,000 of the $5,000 Demo Grant\n"
             + f"  API token:      {token}\n"
             + f"  Try:            curl -H 'Authorization: Bearer {token}' {base}/api/v1/projects\n"
+            + f"  Money:          curl -H 'Authorization: Bearer {token}' {base}/api/v1/projects/{project.id}/budget\n"
             + (
                 f"  Local cloud:    {cloud_url}  (a moto EC2 server; templates: {base}/api/v1/templates)\n"
                 + "  Launch:         curl -H 'Authorization: Bearer "
