@@ -20,8 +20,9 @@ def workspaces_for(*, user: User, queryset: QuerySet[Workspace] | None = None) -
     queries."""
     if queryset is None:
         queryset = Workspace.objects.visible_to(user)
+    # Cost comes from the ledger in one query for the whole list (budgets.selectors.workspace_costs), so the
+    # transitions are not loaded here.
     return queryset.select_related("project", "owner", "organization").prefetch_related(
-        Prefetch("transitions", queryset=StateTransition.objects.order_by("created_at", "id")),
         Prefetch("jobs", queryset=ProvisionJob.objects.order_by("-created_at")),
     )
 
@@ -127,5 +128,4 @@ def workspace_usage(workspace: Workspace, *, until: datetime | None = None) -> U
 
 
 def last_transition_to(workspace: Workspace, state: str) -> StateTransition | None:
-    matches = [t for t in workspace.transitions.all() if t.to_state == state]
-    return matches[-1] if matches else None
+    return workspace.transitions.filter(to_state=state).order_by("-created_at", "-id").first()

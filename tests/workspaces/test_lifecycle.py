@@ -7,6 +7,7 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
+from budgets.models import CostEntry
 from tests.conftest import assert_error
 from tests.workspaces.conftest import cloud_instances
 from workspaces.models import ProvisionJob, StateTransition, Workspace
@@ -252,9 +253,28 @@ def test_the_list_filters_and_keeps_its_query_count_for_1000_workspaces(
         StateTransition(workspace=w, from_state="", to_state="stopped", hourly_rate=Decimal("0")) for w in extra
     )
     ProvisionJob.objects.bulk_create(ProvisionJob(workspace=w) for w in extra)
+    # Each has ledger rows too: its cost is summed in SQL for the whole page, never per row.
+    CostEntry.objects.bulk_create(
+        CostEntry(
+            organization=project.organization,
+            workspace=w,
+            project=project,
+            kind="compute",
+            item="t3.medium",
+            start=w.created_at,
+            end=w.created_at,
+            day=w.created_at.date(),
+            quantity=Decimal(3600),
+            unit="seconds",
+            rate=Decimal("0.0416"),
+            amount=Decimal("0.0416"),
+        )
+        for w in extra
+    )
     with django_assert_max_num_queries(len(one)):
         response = owner_client.get("/api/v1/instances", {"page_size": 500})
     assert len(response.json()) == 500 and response["X-Total-Count"] == "1000"
+    assert {w["current_spend"] for w in response.json() if w["name"] != "ml-box"} == {0.0416}
     with django_assert_max_num_queries(len(one)):
         assert len(owner_client.get("/api/v1/instances", {"page": 2, "page_size": 500}).json()) == 500
     assert [w["name"] for w in owner_client.get("/api/v1/instances", {"state": "running"}).json()] == ["ml-box"]
