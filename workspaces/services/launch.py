@@ -10,6 +10,7 @@ from django.db import IntegrityError, transaction
 from accounts.models import User
 from audit.services import audit_record
 from budgets import prices
+from budgets.services import reservations
 from platform_site.errors import Conflict, NotFound, ValidationFailed
 from projects.models import Project, ProjectRole
 from projects.services import require_project_role
@@ -80,9 +81,15 @@ def workspace_launch(
     storage: dict | None = None,
     cloud_account: CloudAccount | None = None,
     client_ip: str | None = None,
+    budget: str | None = None,
 ) -> LaunchResult:
-    """Validate and record a launch; a Celery task (enqueued on commit) does the cloud work."""
+    """Validate and record a launch; a Celery task (enqueued on commit) does the cloud work.
+
+    The launch reserves its estimated cost against the project's allocation (budgets.services.reservations),
+    under the allocation's row lock: 403 BUDGET_EXCEEDED or MEMBER_CAP_EXCEEDED when it would not fit.
+    `budget`, if given, must name the project's pool (its id or name)."""
     require_project_role(user=actor, project=project, minimum=ProjectRole.MEMBER)
+    reservations.resolve_budget(project_id=project.pk, budget=budget)
     validate_workspace_name(name)
     view = template_for(user=actor, reference=template)
     if view is None or (view.template.organization_id not in (None, project.organization_id)):
@@ -132,12 +139,17 @@ def workspace_launch(
     )
     snapshot = dataclasses.asdict(resolved)
     snapshot["template_id"] = view.template.pk
+    storage_monthly_rate = prices.monthly_rate(volume_lines)
 
     with transaction.atomic():
         # The project row lock serialises launches with project deletion (and budget checks).
         Project.objects.select_for_update().get(pk=project.pk)
         if Workspace.objects.filter(organization=project.organization, name=name).live().exists():
             raise Conflict(f"A workspace named '{name}' exists.", code="NAME_TAKEN", fields={"name": ["In use."]})
+        # Locks the allocation row: concurrent launches each see what the ones before them reserved.
+        hold = reservations.hold(
+            project_id=project.pk, member_id=actor.pk, hourly_rate=rate, storage_monthly_rate=storage_monthly_rate
+        )
         try:
             with transaction.atomic():
                 workspace = Workspace.objects.create(
@@ -159,7 +171,7 @@ def workspace_launch(
                     root_volume_iops=storage.get("iops"),
                     root_volume_throughput=storage.get("throughput"),
                     storage_lines=[line.as_json() for line in volume_lines],
-                    storage_monthly_rate=prices.monthly_rate(volume_lines),
+                    storage_monthly_rate=storage_monthly_rate,
                     hibernation_capable=hibernate,
                     hourly_rate=rate,
                 )
@@ -168,6 +180,7 @@ def workspace_launch(
         record_transition(
             workspace=workspace, to_state=S.LAUNCHING, expected_from=[S.PENDING], actor=actor, reason="launch requested"
         )
+        reservation = hold.reserve(workspace_id=workspace.pk, reason="launch") if hold else None
         job = ProvisionJob.objects.create(workspace=workspace, kind="launch", steps=initial_launch_steps())
         FirewallRule.objects.bulk_create(
             _default_rules(workspace=workspace, snapshot=snapshot, client_ip=client_ip, actor=actor)
@@ -177,7 +190,13 @@ def workspace_launch(
             action="workspace.launch",
             target=workspace,
             organization=project.organization,
-            metadata={"instance_type": chosen.name, "region": region, "template": view.template.name, "job": job.pk},
+            metadata={
+                "instance_type": chosen.name,
+                "region": region,
+                "template": view.template.name,
+                "job": job.pk,
+                "reserved": str(reservation.amount) if reservation else None,
+            },
         )
         dispatch.provision_workspace(job.pk)
     return LaunchResult(workspace=workspace, job=job)

@@ -10,6 +10,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from audit.services import audit_record
+from budgets.services import reservations
 from platform_site.actors import SYSTEM, Actor
 from platform_site.errors import Conflict, ValidationFailed
 from workspaces import dispatch, sizing
@@ -127,6 +128,16 @@ def workspace_act(*, actor: Actor, workspace: Workspace, action: str, reason: st
             details=f"{action} is allowed from: {', '.join(sorted(spec.allowed_from))}.",
         )
     with transaction.atomic():
+        hold = None
+        if action in ("start", "resume"):
+            # Like a launch, a start reserves its estimated cost under the allocation's row lock (or is refused).
+            hold = reservations.hold(
+                project_id=workspace.project_id,
+                member_id=workspace.owner_id,
+                hourly_rate=workspace.hourly_rate,
+                storage_monthly_rate=workspace.storage_monthly_rate,
+                expires_at=workspace.expires_at,
+            )
         if not record_transition(
             workspace=workspace,
             to_state=spec.during,
@@ -136,12 +147,15 @@ def workspace_act(*, actor: Actor, workspace: Workspace, action: str, reason: st
         ):
             workspace.refresh_from_db()
             raise Conflict(f"The workspace changed state to {workspace.state}; try again.", code="INVALID_STATE")
+        metadata = {"previous_state": previous, "reason": reason}
+        if hold is not None:
+            metadata["reserved"] = str(hold.reserve(workspace_id=workspace.pk, reason=action).amount)
         audit_record(
             actor=actor,
             action=f"workspace.{action}",
             target=workspace,
             organization=workspace.organization,
-            metadata={"previous_state": previous, "reason": reason},
+            metadata=metadata,
         )
         dispatch.drive_workspace(workspace.pk, action)
     return ActionResult(workspace, previous, spec.during, spec.message)

@@ -1,0 +1,34 @@
+"""Budget periods: the span of time an allocation's amount (and its thresholds) apply to."""
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, time
+from zoneinfo import ZoneInfo
+
+from budgets.models import BudgetPool
+
+
+@dataclass(frozen=True)
+class Period:
+    start: datetime
+    end: datetime
+
+
+def month_of(moment: datetime, zone: ZoneInfo) -> Period:
+    """The calendar month holding `moment` in `zone`, from its first local midnight to the next month's."""
+    local = moment.astimezone(zone)
+    first = local.date().replace(day=1)
+    following = (
+        first.replace(year=first.year + 1, month=1) if first.month == 12 else first.replace(month=first.month + 1)
+    )
+    return Period(
+        start=datetime.combine(first, time(0), tzinfo=zone).astimezone(UTC),
+        end=datetime.combine(following, time(0), tzinfo=zone).astimezone(UTC),
+    )
+
+
+def current_period(pool: BudgetPool, *, zone: ZoneInfo, now: datetime) -> Period:
+    """A "project" pool has one period, its start to end date; a "monthly" pool's amounts are per calendar
+    month in the organization's time zone."""
+    if pool.period == BudgetPool.Period.MONTHLY:
+        return month_of(now, zone)
+    return Period(start=pool.start_date, end=pool.end_date)
