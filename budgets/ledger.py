@@ -236,6 +236,11 @@ def close_for_transition(
             # Billing begins when the instance was launched (pending), which the cloud reports.
             compute_start = plausible(launch_time, after=cursor, before=at) or cursor
             run_started = compute_start
+        elif from_state not in IN_RUN and to_state in COMPUTE_BILLED:
+            # Started outside Carrel (the reconciler noticed): billed from the start the cloud reports.
+            compute_start = plausible(launch_time, after=cursor, before=at)
+            if compute_start is not None:
+                run_started, run_seconds = compute_start, Decimal(0)
         if volume:
             writer.storage(cursor, at)
         elif compute_start is not None and from_state == S.LAUNCHING:
@@ -258,7 +263,7 @@ def close_for_transition(
                 ]
             if entries:
                 writer.bump_to_minimum(entries[-1], run_seconds)
-    if to_state in IN_RUN and from_state not in IN_RUN:
+    if to_state in IN_RUN and from_state not in IN_RUN and run_started is workspace.run_started_at:
         run_started, run_seconds = at, Decimal(0)
     run_ended = from_state in IN_RUN and to_state not in IN_RUN
     if to_state not in IN_RUN:

@@ -221,3 +221,23 @@ def test_it_bills_nothing_for_a_launch_that_failed_before_an_instance_existed(or
     record_transition(workspace=workspace, to_state="launching", expected_from=["pending"])
     record_transition(workspace=workspace, to_state="error", expected_from=["launching"])
     assert not CostEntry.objects.filter(workspace=workspace).exists()
+
+
+def test_it_bills_an_instance_started_outside_carrel_from_the_clouds_launch_time(org, project, owner):
+    since = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
+    workspace = running_workspace(org, project, owner, "outside-box", since=since)
+    Workspace.objects.filter(pk=workspace.pk).update(state="stopped", run_started_at=None)
+    workspace.refresh_from_db()
+    started_in_the_console = since + timedelta(minutes=10)
+    with time_machine.travel(since + timedelta(minutes=40), tick=False) as clock:  # noticed 30 minutes later
+        record_transition(
+            workspace=workspace,
+            to_state="running",
+            expected_from=["stopped"],
+            cloud_launch_time=started_in_the_console,
+        )
+        clock.shift(timedelta(minutes=20))
+        record_transition(workspace=workspace, to_state="stopping", expected_from=["running"])
+    rows = compute_rows(workspace)
+    assert rows[0].start == started_in_the_console
+    assert sum(row.quantity for row in rows) == Decimal(50 * 60)
