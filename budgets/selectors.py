@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from budgets import ledger
 from budgets.models import CostEntry
-from workspaces.models import Workspace
+from workspaces.models import Workspace, WorkspaceState
 
 MONEY = Decimal("0.0001")
 HOUR = Decimal(3600)
@@ -77,7 +77,7 @@ def open_workspaces(workspaces: Q) -> list[Workspace]:
     return list(
         Workspace.objects.filter(workspaces)
         .filter(ledger_through__isnull=False)
-        .exclude(state__in=ledger.NOT_CLOSED_DAILY - {"launching"})
+        .exclude(state__in=ledger.NOT_CLOSED_DAILY - {WorkspaceState.LAUNCHING})
         .select_related("organization")
         .only(
             "id",
