@@ -90,6 +90,7 @@ class ErrorCode(StrEnum):
     ALLOCATION_EXCEEDS_POOL = "ALLOCATION_EXCEEDS_POOL"
     BUDGET_HAS_ALLOCATIONS = "BUDGET_HAS_ALLOCATIONS"
     PROJECT_ALREADY_FUNDED = "PROJECT_ALREADY_FUNDED"
+    ALLOCATION_BELOW_SPENT = "ALLOCATION_BELOW_SPENT"
     ALREADY_MEMBER = "ALREADY_MEMBER"
     AMBIGUOUS_REFERENCE = "AMBIGUOUS_REFERENCE"
     HIBERNATION_NOT_SUPPORTED = "HIBERNATION_NOT_SUPPORTED"
@@ -523,6 +524,11 @@ ERRORS: dict[ErrorCode, ErrorSpec] = {
         409,
         "The project already has an allocation (a project draws on one pool).",
         "Change the existing allocation, or move money with `POST /api/v1/budgets/{id}/reallocate`.",
+    ),
+    ErrorCode.ALLOCATION_BELOW_SPENT: ErrorSpec(
+        409,
+        "Moving this much would leave the source allocation below what its project has already spent.",
+        "Move at most the source's `movable_amount` (allocated minus spent this period).",
     ),
     ErrorCode.INVITATION_RATE_LIMITED: ErrorSpec(
         429,
