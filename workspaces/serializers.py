@@ -105,6 +105,9 @@ class LaunchSerializer(serializers.Serializer):
     project = strict.CharField(required=False, help_text="Project id or name; defaults to your profile's.")
     budget = strict.CharField(required=False, help_text="Accepted for Prism clients; budgets come from the project.")
     profile = strict.CharField(required=False, help_text="Cloud account id or name; defaults to your profile's.")
+    dry_run = strict.BooleanField(
+        default=False, help_text="Check and price the launch (200, the plan and its cost) without creating anything."
+    )
 
 
 class LaunchResponseSerializer(serializers.Serializer):

@@ -3,12 +3,15 @@
 from datetime import timedelta
 from decimal import Decimal
 
+from django.db import transaction
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import mixins, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from budgets import whatif
+from budgets.serializers_costs import LaunchPlanSerializer
 from platform_site.api import fields as strict
 from platform_site.api.system import format_duration
 from platform_site.api.views import ScopedAPIView
@@ -27,6 +30,9 @@ from workspaces.serializers import (
 )
 
 READY_ESTIMATE = timedelta(minutes=3)
+# A dry run prices the workspace running around the clock for a month (POST /costs/what-if for other uses).
+DRY_RUN_HOURS_PER_DAY = Decimal(24)
+DRY_RUN_DAYS = 30
 
 # --- Instances ---------------------------------------------------------------------------------
 
@@ -66,9 +72,11 @@ class InstanceListView(mixins.ListModelMixin, ScopedAPIView):
 
 class InstanceLaunchView(APIView):
     @extend_schema(
-        summary="Launch a workspace. Answers 202 at once; a job does the cloud work (GET /api/v1/jobs/{id}).",
+        summary="Launch a workspace. Answers 202 at once; a job does the cloud work (GET /api/v1/jobs/{id}). With "
+        "`dry_run`, validates everything a launch checks (the budget too) and answers 200 with the plan and its "
+        "cost, creating nothing.",
         request=LaunchSerializer,
-        responses={202: LaunchResponseSerializer},
+        responses={202: LaunchResponseSerializer, 200: LaunchPlanSerializer},
         tags=["instances"],
     )
     def post(self, request):
@@ -76,20 +84,23 @@ class InstanceLaunchView(APIView):
         form.is_valid(raise_exception=True)
         data = form.validated_data
         project = project_for_launch(request, data.get("project"))
-        result = services.workspace_launch(
-            actor=request.user,
-            project=project,
-            name=data["name"],
-            template=data["template"],
-            size=data.get("size"),
-            instance_type=data.get("instance_type"),
-            configuration=data.get("configuration"),
-            spot=data["spot"],
-            region=data.get("region"),
-            storage=data.get("storage"),
-            cloud_account=account_for_launch(request, project, data.get("profile")),
-            client_ip=getattr(request._request, "client_ip", None),
-        )
+        launch = {
+            "actor": request.user,
+            "project": project,
+            "name": data["name"],
+            "template": data["template"],
+            "size": data.get("size"),
+            "instance_type": data.get("instance_type"),
+            "configuration": data.get("configuration"),
+            "spot": data["spot"],
+            "region": data.get("region"),
+            "storage": data.get("storage"),
+            "cloud_account": account_for_launch(request, project, data.get("profile")),
+            "client_ip": getattr(request._request, "client_ip", None),
+        }
+        if data["dry_run"]:
+            return Response(_dry_run(project, launch))
+        result = services.workspace_launch(**launch)
         workspace, job = result.workspace, result.job
         return Response(
             {
@@ -104,6 +115,31 @@ class InstanceLaunchView(APIView):
             },
             status=status.HTTP_202_ACCEPTED,
         )
+
+
+def _dry_run(project, launch: dict) -> dict:
+    """The launch service runs in full (every check a launch makes, the budget's included) inside a
+    transaction that is then rolled back: the plan is exactly what a launch would get, and nothing is kept
+    (rows, reservation, audit; the provisioning task was only to be enqueued on commit)."""
+    with transaction.atomic():
+        workspace = services.workspace_launch(**launch).workspace
+        transaction.set_rollback(True)
+    plan = whatif.Plan.of_workspace(workspace)
+    body = {
+        "dry_run": True,
+        "name": workspace.name,
+        "project_id": project.pk,
+        "template": workspace.template_name,
+        "instance_type": plan.instance_type,
+        "region": plan.region,
+        "spot": plan.spot,
+        "hourly_rate": plan.hourly_rate,
+        "storage_gb": plan.storage_gb,
+        "volume_type": plan.volume_type,
+        "hibernation_supported": workspace.hibernation_capable,
+        "what_if": whatif.estimate(project=project, plan=plan, hours_per_day=DRY_RUN_HOURS_PER_DAY, days=DRY_RUN_DAYS),
+    }
+    return LaunchPlanSerializer(body).data
 
 
 class InstanceDetailView(APIView):

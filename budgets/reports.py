@@ -1,0 +1,682 @@
+"""Money reports: a project's budget and cost analysis, the caller's current costs, cost history.
+
+Selectors only (nothing is written). Every figure comes from the ledger (CostEntry rows, summed in SQL) plus
+the open interval of each live workspace (budgets.ledger.open_cost), as budgets.selectors does; the one
+exception is hibernation savings, the compute a stopped or hibernated workspace did NOT pay, which is time
+read from the state transitions and priced at the workspace's compute rate. Each report costs a constant
+number of queries, whatever the number of workspaces or ledger rows.
+
+"Day" and "month" are the organization's (its time zone): CostEntry.day is already its local date.
+Closed rows are filtered on `day` (indexed with project, organization, workspace) and, where a window
+starts at an instant rather than a midnight, on `start` too.
+"""
+
+import zoneinfo
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+
+from django.db.models import Count, Q, Sum
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from budgets import ledger
+from budgets.models import Allocation, BudgetAlert, CostEntry
+from budgets.selectors import HOUR, ZERO, money
+from projects.models import Project
+from workspaces.models import StateTransition, Workspace, WorkspaceState
+
+S = WorkspaceState
+DAY = Decimal(86400)
+HUNDRED = Decimal(100)
+PERCENT = Decimal("0.1")
+FRACTION = Decimal("0.0001")
+BURN_DAYS = 7
+TOP = 5
+ALERTS_LISTED = 20
+# The compute a workspace does not pay while it is in these states is what hibernation (or stopping) saves.
+RESTING = frozenset({S.STOPPED, S.HIBERNATED})
+# Stopped this long and still paying for its volume: worth a recommendation.
+LONG_STOPPED = timedelta(days=7)
+# A workspace without an idle policy is assumed needed for a working day; the rest could be hibernated.
+WORKING_HOURS_PER_DAY = Decimal(8)
+NOT_INCLUDED = ["data_transfer", "taxes", "support_plans"]
+
+
+def percent(part: Decimal, whole: Decimal) -> Decimal | None:
+    if not whole:
+        return None
+    return (part * HUNDRED / whole).quantize(PERCENT, rounding=ROUND_HALF_UP)
+
+
+def fraction(part: Decimal, whole: Decimal) -> Decimal | None:
+    if not whole:
+        return None
+    return (part / whole).quantize(FRACTION, rounding=ROUND_HALF_UP)
+
+
+def days_between(start: datetime, end: datetime) -> Decimal:
+    return ledger.seconds_between(start, end) / DAY
+
+
+# --- Calendar (the organization's time zone) ---------------------------------------------------------------------
+
+
+def local_midnight(day: date, zone: zoneinfo.ZoneInfo) -> datetime:
+    return datetime.combine(day, time(0), tzinfo=zone).astimezone(zoneinfo.ZoneInfo("UTC"))
+
+
+def month_bounds(now: datetime, zone: zoneinfo.ZoneInfo) -> tuple[datetime, datetime]:
+    """The local calendar month containing `now`: its first midnight and the next month's."""
+    first = now.astimezone(zone).date().replace(day=1)
+    following = (first + timedelta(days=32)).replace(day=1)
+    return local_midnight(first, zone), local_midnight(following, zone)
+
+
+def burn_window_start(now: datetime, zone: zoneinfo.ZoneInfo) -> datetime:
+    """The 7 days of the burn rate: today so far and the 6 days before it (local midnights)."""
+    return local_midnight(now.astimezone(zone).date() - timedelta(days=BURN_DAYS - 1), zone)
+
+
+def allocation_of(project: Project) -> Allocation | None:
+    try:
+        return project.allocation  # reverse one-to-one: select_related("allocation__pool") loads it
+    except Allocation.DoesNotExist:
+        return None
+
+
+def period_of(allocation: Allocation, now: datetime, zone: zoneinfo.ZoneInfo) -> tuple[datetime, datetime]:
+    """The budget period the allocation's amount is for: the calendar month for a monthly pool, else the
+    pool's whole term. The end is the allocation's own end date when it has one (runway stops there)."""
+    pool = allocation.pool
+    if pool.period == pool.Period.MONTHLY:
+        return month_bounds(now, zone)
+    return pool.start_date, allocation.end_date or pool.end_date
+
+
+def since(moment: datetime, zone: zoneinfo.ZoneInfo) -> Q:
+    """Closed rows that start at or after `moment`: the day filter lets the (…, day) indexes work."""
+    return Q(day__gte=moment.astimezone(zone).date(), start__gte=moment)
+
+
+# --- Open intervals and hibernation savings -----------------------------------------------------------------------
+
+WORKSPACE_FIELDS = (
+    "id",
+    "name",
+    "state",
+    "project_id",
+    "owner_id",
+    "instance_type",
+    "hibernation_capable",
+    "template_snapshot",
+    "ledger_through",
+    "run_billed_seconds",
+    "hourly_rate",
+    "volume_billed",
+    "storage_monthly_rate",
+    "root_volume_gb",
+    "state_changed_at",
+    "created_at",
+    "organization__discount_percent",
+    "organization__time_zone",
+)
+
+
+def workspaces_active_since(scope: Q, moment: datetime) -> list[Workspace]:
+    """The workspaces of `scope` that were live at some point since `moment` (terminated ones that ended
+    before it cannot have cost anything since), with what open_cost and the savings read."""
+    return list(
+        Workspace.objects.filter(scope)
+        .filter(~Q(state=S.TERMINATED) | Q(state_changed_at__gte=moment))
+        .select_related("organization")
+        .only(*WORKSPACE_FIELDS)
+        .order_by("pk")
+    )
+
+
+def open_costs(workspaces: Iterable[Workspace], now: datetime) -> dict[str, ledger.OpenCost]:
+    """The not-yet-closed cost of each workspace (no query)."""
+    result = {}
+    for workspace in workspaces:
+        if workspace.ledger_through is None or workspace.state in ledger.NOT_CLOSED_DAILY - {S.LAUNCHING}:
+            continue
+        cost = ledger.open_cost(workspace, now=now)
+        if cost.total:
+            result[workspace.pk] = cost
+    return result
+
+
+def discount_factor(workspace: Workspace) -> Decimal:
+    return (HUNDRED - (workspace.organization.discount_percent or ZERO)) / HUNDRED
+
+
+def resting_savings(workspaces: list[Workspace], starts: dict[str, datetime], now: datetime) -> dict[str, Decimal]:
+    """What each workspace's stopped and hibernated time since its window start (`starts`) would have cost
+    at its compute rate (less the organization's discount). One query, for every workspace at once: their
+    transitions since the earliest start, walked in Python."""
+    if not workspaces:
+        return {}
+    earliest = min(starts.values())
+    # effective_at (the cloud's time of the change) is never after created_at (when Carrel saw it), so the
+    # indexed created_at bounds every transition whose effective time can fall in a window.
+    rows = (
+        StateTransition.objects.filter(workspace_id__in=[w.pk for w in workspaces], created_at__gte=earliest)
+        .annotate(at=Coalesce("effective_at", "created_at"))
+        .order_by("workspace_id", "created_at", "id")
+        .values_list("workspace_id", "from_state", "to_state", "at")
+    )
+    events: dict[str, list[tuple[str, str, datetime]]] = defaultdict(list)
+    for workspace_id, from_state, to_state, at in rows:
+        events[workspace_id].append((from_state, to_state, at))
+    savings = {}
+    for workspace in workspaces:
+        start = starts[workspace.pk]
+        history = events.get(workspace.pk, [])
+        state = history[0][0] if history else workspace.state
+        cursor, resting = start, Decimal(0)
+        for _from_state, to_state, at in history:
+            at = max(at, start)
+            if state in RESTING and at > cursor:
+                resting += ledger.seconds_between(cursor, at)
+            cursor, state = max(cursor, at), to_state
+        if state in RESTING and now > cursor:
+            resting += ledger.seconds_between(cursor, now)
+        if resting:
+            savings[workspace.pk] = resting * workspace.hourly_rate / HOUR * discount_factor(workspace)
+    return savings
+
+
+# --- A project's money ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class ProjectMoney:
+    """What a project's budget and cost analysis are computed from: one pass over its ledger."""
+
+    project: Project
+    allocation: Allocation | None
+    zone: zoneinfo.ZoneInfo
+    now: datetime
+    period_start: datetime | None
+    period_end: datetime | None
+    workspaces: list[Workspace]
+    by_kind: dict[str, Decimal] = field(default_factory=dict)  # the period's spend by kind
+    by_workspace: dict[str, Decimal] = field(default_factory=dict)  # the period's spend by workspace
+    month_to_date: Decimal = ZERO
+    week: Decimal = ZERO  # the burn window's spend
+    week_compute_seconds: dict[str, Decimal] = field(default_factory=lambda: defaultdict(Decimal))
+    names: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def spent(self) -> Decimal:
+        return sum(self.by_kind.values(), ZERO)
+
+    @property
+    def burn_rate_daily(self) -> Decimal:
+        elapsed = days_between(burn_window_start(self.now, self.zone), self.now)
+        return self.week / elapsed if elapsed > 0 else ZERO
+
+
+def project_money(project: Project, *, now: datetime | None = None) -> ProjectMoney:
+    """The project's spend in its budget period (its whole history when it is unfunded), this month and in
+    the last 7 days, by kind and by workspace. Three queries (plus one for names of workspaces gone)."""
+    now = now or timezone.now()
+    zone = ledger.zone_of(project.organization.time_zone)
+    allocation = allocation_of(project)
+    month_start, _ = month_bounds(now, zone)
+    week_start = burn_window_start(now, zone)
+    period_start, period_end = period_of(allocation, now, zone) if allocation else (None, None)
+    # An unfunded project's "period" is its whole life.
+    earliest = min(period_start or project.created_at, month_start, week_start)
+    workspaces = workspaces_active_since(Q(project=project), earliest)
+    money_ = ProjectMoney(
+        project=project,
+        allocation=allocation,
+        zone=zone,
+        now=now,
+        period_start=period_start,
+        period_end=period_end,
+        workspaces=workspaces,
+        names={w.pk: w.name for w in workspaces},
+    )
+    in_period = since(period_start, zone) if period_start else Q()
+    in_month, in_week = since(month_start, zone), since(week_start, zone)
+    rows = (
+        CostEntry.objects.filter(project=project)
+        .filter(in_period | in_month | in_week if period_start else Q())
+        .values_list("workspace_id", "kind")
+        .annotate(
+            period=Sum("amount", filter=in_period) if period_start else Sum("amount"),
+            month=Sum("amount", filter=in_month),
+            week=Sum("amount", filter=in_week),
+            week_seconds=Sum("quantity", filter=in_week & Q(kind=CostEntry.Kind.COMPUTE)),
+        )
+        .order_by()
+        .values_list("workspace_id", "kind", "period", "month", "week", "week_seconds")
+    )
+    by_kind: dict[str, Decimal] = defaultdict(Decimal)
+    by_workspace: dict[str, Decimal] = defaultdict(Decimal)
+    for workspace_id, kind, period, month, week, week_seconds in rows:
+        by_kind[kind] += period or ZERO
+        if period:
+            by_workspace[workspace_id] += period
+        money_.month_to_date += month or ZERO
+        money_.week += week or ZERO
+        if week_seconds:
+            money_.week_compute_seconds[workspace_id] = (
+                money_.week_compute_seconds.get(workspace_id, ZERO) + week_seconds
+            )
+    for workspace in workspaces:
+        if workspace.state in ledger.COMPUTE_BILLED:
+            seconds = ledger.open_compute_seconds(workspace, now=now)
+            if seconds:
+                money_.week_compute_seconds[workspace.pk] = (
+                    money_.week_compute_seconds.get(workspace.pk, ZERO) + seconds
+                )
+    for workspace_id, cost in open_costs(workspaces, now).items():
+        # The open interval began at the last close (a midnight or a transition): it belongs to every window.
+        by_kind[CostEntry.Kind.COMPUTE] += cost.compute
+        by_kind[CostEntry.Kind.STORAGE] += cost.storage
+        by_workspace[workspace_id] += cost.total
+        money_.month_to_date += cost.total
+        money_.week += cost.total
+    money_.by_kind, money_.by_workspace = dict(by_kind), dict(by_workspace)
+    missing = [pk for pk in top_workspaces(money_) if pk not in money_.names]
+    if missing:
+        money_.names.update(Workspace.objects.filter(pk__in=missing).values_list("pk", "name"))
+    return money_
+
+
+def top_workspaces(money_: ProjectMoney) -> list[str]:
+    ranked = sorted(money_.by_workspace.items(), key=lambda item: (-item[1], item[0]))
+    return [pk for pk, cost in ranked[:TOP] if cost > 0]
+
+
+def projected_spend(money_: ProjectMoney) -> Decimal | None:
+    """The period's spend at its end if the last 7 days' burn goes on."""
+    if money_.period_end is None:
+        return None
+    left = max(days_between(money_.now, money_.period_end), ZERO)
+    return money_.spent + money_.burn_rate_daily * left
+
+
+def overspend_risk(money_: ProjectMoney) -> str:
+    allocation = money_.allocation
+    if allocation is None or not allocation.amount:
+        return "low" if allocation is None else "high"
+    projected = projected_spend(money_) or money_.spent
+    if money_.spent >= allocation.amount or projected >= allocation.amount:
+        return "high"
+    thresholds = [Decimal(str(t)) for t in allocation.alert_thresholds or []] or [Decimal("0.8")]
+    if projected >= allocation.amount * min(thresholds):
+        return "medium"
+    return "low"
+
+
+def threshold_flags(money_: ProjectMoney) -> dict[str, bool]:
+    """`threshold_<n>_percent`: whether the period's spend reached each of the allocation's thresholds."""
+    allocation = money_.allocation
+    if allocation is None:
+        return {}
+    flags = {}
+    for raw in sorted({Decimal(str(t)) for t in allocation.alert_thresholds or []}):
+        label = (raw * HUNDRED).normalize()
+        name = f"threshold_{label:f}".replace(".", "_") + "_percent"
+        flags[name] = money_.spent >= allocation.amount * raw
+    return flags
+
+
+def project_budget(project: Project, *, now: datetime | None = None) -> dict:
+    """GET /projects/{id}/budget."""
+    money_ = project_money(project, now=now)
+    allocation = money_.allocation
+    spent = money_.spent
+    start = money_.period_start or project.created_at
+    savings = resting_savings(money_.workspaces, {w.pk: start for w in money_.workspaces}, money_.now)
+    alerts = list(BudgetAlert.objects.filter(project=project).order_by("-created_at", "-id")[:ALERTS_LISTED])
+    return {
+        "project_id": project.pk,
+        "allocation_id": allocation.pk if allocation else None,
+        "budget_id": allocation.pool_id if allocation else None,
+        "period_start": money_.period_start,
+        "period_end": money_.period_end,
+        "total_allocated": money(allocation.amount) if allocation else None,
+        "current_spend": money(spent),
+        "remaining": money(allocation.amount - spent) if allocation else None,
+        "utilization_rate": fraction(spent, allocation.amount) if allocation else None,
+        "cost_breakdown": {kind: money(money_.by_kind.get(kind, ZERO)) for kind in CostEntry.Kind.values},
+        "not_included": NOT_INCLUDED,
+        "hibernation_savings": money(sum(savings.values(), ZERO)),
+        "top_spending_instances": [
+            {
+                "name": money_.names.get(pk, pk),
+                "workspace_id": pk,
+                "cost": money(money_.by_workspace[pk]),
+                "percentage": percent(money_.by_workspace[pk], spent),
+            }
+            for pk in top_workspaces(money_)
+        ],
+        "budget_alerts": {**threshold_flags(money_), "overspend_risk": overspend_risk(money_)},
+        "alerts": [
+            {
+                "id": alert.pk,
+                "kind": alert.kind,
+                "threshold": alert.threshold,
+                "spent": money(alert.spent),
+                "limit": money(alert.limit),
+                "message": alert.message,
+                "period_start": alert.period_start,
+                "created_at": alert.created_at,
+            }
+            for alert in alerts
+        ],
+    }
+
+
+def runway(money_: ProjectMoney, *, extra_daily: Decimal = ZERO) -> tuple[Decimal | None, datetime | None]:
+    """Days until the allocation is spent at the 7-day burn (plus `extra_daily`), and the date that is;
+    capped at the period's end (the allocation's end date, else the pool's). None for an unfunded project."""
+    allocation = money_.allocation
+    if allocation is None or money_.period_end is None:
+        return None, None
+    to_end = max(days_between(money_.now, money_.period_end), ZERO)
+    remaining = max(allocation.amount - money_.spent, ZERO)
+    burn = money_.burn_rate_daily + extra_daily
+    days = min(remaining / burn, to_end) if burn > 0 else to_end
+    days = days.quantize(PERCENT, rounding=ROUND_HALF_UP)
+    end = money_.period_end if days >= to_end else money_.now + timedelta(seconds=float(days * DAY))
+    return days, end
+
+
+def recommendations(money_: ProjectMoney) -> list[dict]:
+    """Simple, real ones: running workspaces with no idle hibernation configured (savings: their billed
+    hours above a working day, from the last 7 days, at their rate, for a month), and workspaces stopped or
+    hibernated for over 7 days still paying for their volume (savings: that volume's monthly cost)."""
+    found = []
+    now, zone = money_.now, money_.zone
+    days_in_month = days_between(*month_bounds(now, zone))
+    for workspace in money_.workspaces:
+        factor = discount_factor(workspace)
+        idle = (workspace.template_snapshot or {}).get("idle_defaults") or {}
+        if workspace.state in ledger.COMPUTE_BILLED and not idle.get("action"):
+            window = days_between(max(burn_window_start(now, zone), workspace.created_at), now)
+            hours = money_.week_compute_seconds.get(workspace.pk, ZERO) / HOUR
+            per_day = hours / window if window > 0 else ZERO
+            spare = max(min(per_day, Decimal(24)) - WORKING_HOURS_PER_DAY, ZERO)
+            action = "hibernate" if workspace.hibernation_capable else "stop"
+            found.append(
+                {
+                    "type": "hibernation",
+                    "instance": workspace.name,
+                    "workspace_id": workspace.pk,
+                    "potential_savings": money(spare * days_in_month * workspace.hourly_rate * factor),
+                    "recommendation": (
+                        f"No idle policy: it ran {per_day.quantize(PERCENT)} h a day over the last 7 days. "
+                        f"Set idle detection to {action} it after 30 minutes idle."
+                    ),
+                }
+            )
+        resting_since = workspace.state_changed_at
+        if workspace.state in RESTING and workspace.volume_billed and now - resting_since > LONG_STOPPED:
+            found.append(
+                {
+                    "type": "storage",
+                    "instance": workspace.name,
+                    "workspace_id": workspace.pk,
+                    "potential_savings": money(workspace.storage_monthly_rate * factor),
+                    "recommendation": (
+                        f"{workspace.state.title()} for {(now - resting_since).days} days, its "
+                        f"{workspace.root_volume_gb} GB volume is still billed. Terminate it (keeping a snapshot "
+                        "if you need the data) if it is no longer used."
+                    ),
+                }
+            )
+    found.sort(key=lambda item: (-item["potential_savings"], item["instance"]))
+    return found
+
+
+def project_cost_analysis(project: Project, *, now: datetime | None = None) -> dict:
+    """GET /projects/{id}/cost-analysis."""
+    money_ = project_money(project, now=now)
+    now = money_.now
+    month_start, month_end = month_bounds(now, money_.zone)
+    burn = money_.burn_rate_daily
+    projected_month = money_.month_to_date + burn * days_between(now, month_end)
+    runway_days, runway_end = runway(money_)
+    found = recommendations(money_)
+    allocation = money_.allocation
+    return {
+        "project_id": project.pk,
+        "month_start": month_start,
+        "month_to_date": money(money_.month_to_date),
+        "projected_month": money(projected_month),
+        "projected_monthly_burn": money(projected_month),
+        "current_monthly_burn": money(burn * days_between(month_start, month_end)),
+        "burn_rate_daily": money(burn),
+        "total_allocated": money(allocation.amount) if allocation else None,
+        "current_spend": money(money_.spent),
+        "remaining": money(allocation.amount - money_.spent) if allocation else None,
+        "runway_days": runway_days,
+        "runway_end": runway_end,
+        "hibernation_potential_savings": money(
+            sum((item["potential_savings"] for item in found if item["type"] == "hibernation"), ZERO)
+        ),
+        "optimization_recommendations": found,
+        "not_included": NOT_INCLUDED,
+    }
+
+
+# --- The caller's costs across projects ---------------------------------------------------------------------------
+
+
+def caller_zone(user) -> zoneinfo.ZoneInfo:
+    """The time zone of the caller's organizations when they share one, else UTC (one query)."""
+    from accounts.models import Organization
+
+    zones = set(Organization.objects.visible_to(user).values_list("time_zone", flat=True)[:50])
+    return ledger.zone_of(zones.pop() if len(zones) == 1 else "UTC")
+
+
+def costs_current(*, user, now: datetime | None = None) -> dict:
+    """GET /costs/current: what the caller's visible projects cost per hour right now (compute of billed
+    workspaces and their volumes), projected over a day and the month, and this month's hibernation savings.
+    Two queries plus one for the time zone."""
+    now = now or timezone.now()
+    zone = caller_zone(user)
+    # Load every workspace live since the earliest local month start any time zone can have (UTC+14).
+    earliest = month_bounds(now, zoneinfo.ZoneInfo("UTC"))[0] - timedelta(hours=14)
+    workspaces = workspaces_active_since(Q(project__in=Project.objects.visible_to(user)), earliest)
+    hours_in_month = ledger.seconds_in_month(now) / HOUR
+    compute_total = storage_total = ZERO
+    drivers = []
+    starts, month_end = {}, {}
+    for workspace in workspaces:
+        factor = discount_factor(workspace)
+        workspace_zone = ledger.zone_of(workspace.organization.time_zone)
+        starts[workspace.pk], month_end[workspace.pk] = month_bounds(now, workspace_zone)
+        compute = workspace.hourly_rate * factor if workspace.state in ledger.COMPUTE_BILLED else ZERO
+        storage = (
+            workspace.storage_monthly_rate * factor / hours_in_month
+            if workspace.volume_billed and workspace.state != S.TERMINATED
+            else ZERO
+        )
+        compute_total += compute
+        storage_total += storage
+        if compute + storage > 0:
+            drivers.append((compute + storage, workspace))
+    hourly = compute_total + storage_total
+    savings = resting_savings(workspaces, starts, now)
+    projected_savings = sum(savings.values(), ZERO) + sum(
+        (
+            w.hourly_rate * discount_factor(w) * ledger.seconds_between(now, month_end[w.pk]) / HOUR
+            for w in workspaces
+            if w.state in RESTING
+        ),
+        ZERO,
+    )
+    local_month = month_bounds(now, zone)
+    drivers.sort(key=lambda item: (-item[0], item[1].pk))
+    return {
+        "total_current_hourly": money(hourly),
+        "total_daily_projection": money(hourly * 24),
+        "total_monthly_projection": money(hourly * 24 * days_between(*local_month)),
+        "cost_breakdown": {
+            "instances": money(compute_total),
+            "ebs_storage": money(storage_total),
+            "efs_storage": money(ZERO),
+        },
+        "hibernation_savings": {
+            "current_month": money(sum(savings.values(), ZERO)),
+            "projected_monthly": money(projected_savings),
+        },
+        "top_cost_drivers": [
+            {
+                "resource": workspace.name,
+                "workspace_id": workspace.pk,
+                "project_id": workspace.project_id,
+                "hourly_cost": money(cost),
+                "percentage": percent(cost, hourly),
+            }
+            for cost, workspace in drivers[:TOP]
+        ],
+        "not_included": [*NOT_INCLUDED, "efs_storage"],
+    }
+
+
+# --- History ---------------------------------------------------------------------------------------------------------
+
+GRANULARITIES = ("daily", "weekly", "monthly")
+GROUP_FIELDS = {"project": "project_id", "workspace": "workspace_id", "member": "member_id"}
+
+
+def bucket_of(day: date, granularity: str) -> date:
+    if granularity == "weekly":
+        return day - timedelta(days=day.weekday())  # ISO weeks begin on Monday
+    if granularity == "monthly":
+        return day.replace(day=1)
+    return day
+
+
+def bucket_end(first: date, granularity: str) -> date:
+    if granularity == "weekly":
+        return first + timedelta(days=6)
+    if granularity == "monthly":
+        return (first + timedelta(days=32)).replace(day=1) - timedelta(days=1)
+    return first
+
+
+def _group_names(group_by: str, ids: set) -> dict:
+    from accounts.models import User
+
+    ids = {pk for pk in ids if pk is not None}
+    if not ids:
+        return {}
+    if group_by == "project":
+        return dict(Project.objects.filter(pk__in=ids).values_list("pk", "name"))
+    if group_by == "workspace":
+        return dict(Workspace.objects.filter(pk__in=ids).values_list("pk", "name"))
+    return dict(User.objects.filter(pk__in=ids).values_list("pk", "email"))
+
+
+def _trends(buckets: list[dict], names: dict) -> dict:
+    """The second half of the range against the first: direction, change, and the group that moved most."""
+    half = len(buckets) // 2
+    if half == 0:
+        return {"trend_direction": "stable", "percentage_change": None, "primary_driver": None}
+    first, second = buckets[:half], buckets[len(buckets) - half :]
+    before = sum((b["cost"] for b in first), ZERO)
+    after = sum((b["cost"] for b in second), ZERO)
+    change = percent(after - before, before)
+    if before == after or (change is not None and abs(change) < 5):
+        direction = "stable"
+    else:
+        direction = "increasing" if after > before else "decreasing"
+    moved: dict = defaultdict(Decimal)
+    for sign, part in ((-1, first), (1, second)):
+        for bucket in part:
+            for item in bucket["breakdown"]:
+                moved[item["id"]] += sign * item["cost"]
+    driver = None
+    if moved and direction != "stable":
+        key = max(moved, key=lambda pk: (moved[pk] if direction == "increasing" else -moved[pk], str(pk)))
+        driver = f"{names.get(key, key)} ({money(moved[key]):+f})"
+    return {"trend_direction": direction, "percentage_change": change, "primary_driver": driver}
+
+
+def cost_history(
+    *,
+    user,
+    start: date,
+    end: date,
+    granularity: str = "daily",
+    group_by: str = "project",
+    project: Project | None = None,
+    now: datetime | None = None,
+) -> dict:
+    """GET /costs/history: the ledger between two local dates (inclusive), summed per day, ISO week or
+    month, each bucket split by project, workspace or member; today's bucket includes what is still open.
+    Three queries, whatever the range."""
+    now = now or timezone.now()
+    id_field = GROUP_FIELDS[group_by]
+    entries = CostEntry.objects.visible_to(user).filter(day__gte=start, day__lte=end)
+    if project is not None:
+        entries = entries.filter(project=project)
+    sums: dict[date, dict] = defaultdict(lambda: defaultdict(Decimal))
+    counts: dict[date, int] = defaultdict(int)
+    rows = (
+        entries.values_list("day", id_field)
+        .annotate(cost=Sum("amount"), instances=Count("workspace_id", distinct=True))
+        .order_by()
+    )
+    for day, group, cost, instances in rows:
+        sums[bucket_of(day, granularity)][group] += cost
+        counts[bucket_of(day, granularity)] += instances
+    scope = Q(project__in=Project.objects.visible_to(user))
+    if project is not None:
+        scope &= Q(project=project)
+    live = workspaces_active_since(scope & ~Q(state=S.TERMINATED), now)
+    for workspace_id, cost in open_costs(live, now).items():
+        workspace = next(w for w in live if w.pk == workspace_id)
+        today = now.astimezone(ledger.zone_of(workspace.organization.time_zone)).date()
+        if start <= today <= end:
+            group = {"project": workspace.project_id, "workspace": workspace.pk, "member": workspace.owner_id}[group_by]
+            sums[bucket_of(today, granularity)][group] += cost.total
+    names = _group_names(group_by, {group for groups in sums.values() for group in groups})
+    buckets = []
+    first = bucket_of(start, granularity)
+    while first <= end:
+        groups = sums.get(first, {})
+        buckets.append(
+            {
+                "date": first,
+                "end_date": bucket_end(first, granularity),
+                "cost": sum(groups.values(), ZERO),
+                "instances": counts.get(first, 0),
+                "breakdown": sorted(
+                    ({"id": str(pk), "name": names.get(pk, str(pk)), "cost": cost} for pk, cost in groups.items()),
+                    key=lambda item: (-item["cost"], item["id"]),
+                ),
+            }
+        )
+        first = bucket_end(first, granularity) + timedelta(days=1)
+    total = sum((bucket["cost"] for bucket in buckets), ZERO)
+    trends = _trends(buckets, {str(pk): name for pk, name in names.items()})
+    for bucket in buckets:
+        bucket["cost"] = money(bucket["cost"])
+        for item in bucket["breakdown"]:
+            item["cost"] = money(item["cost"])
+    return {
+        "period": f"{(end - start).days + 1}_days",
+        "start_date": start,
+        "end_date": end,
+        "granularity": granularity,
+        "group_by": group_by,
+        "project_id": project.pk if project else None,
+        "total_cost": money(total),
+        "daily_costs": buckets,
+        "cost_trends": trends,
+        "not_included": NOT_INCLUDED,
+    }
