@@ -11,7 +11,7 @@ but change nothing. What the caller may see is decided by the views' scoping (40
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -64,7 +64,7 @@ def _amount(value: Decimal, field: str) -> Decimal:
 
 
 def _fraction(value: Decimal | None, field: str) -> Decimal | None:
-    if value is not None and not ZERO <= value <= ONE:
+    if value is not None and (value.is_nan() or not ZERO <= value <= ONE):
         raise ValidationFailed(
             f"The {field} must be a fraction between 0 and 1.",
             details=f"Got {value}; thresholds are fractions of the amount, 0.8 meaning 80%.",
@@ -73,10 +73,16 @@ def _fraction(value: Decimal | None, field: str) -> Decimal | None:
     return value
 
 
-def _thresholds(values: Sequence[Decimal], field: str = "alert_thresholds") -> list[str]:
+def _thresholds(values: Sequence[Decimal | str], field: str = "alert_thresholds") -> list[str]:
+    """Fractions, sorted, each once, stored as strings ("0.8"): exact, as JSON cannot hold a Decimal."""
+    fractions = set()
     for value in values:
-        _fraction(Decimal(value), field)
-    return [str(value) for value in sorted({Decimal(value).normalize() for value in values})]
+        try:
+            fraction = Decimal(str(value))
+        except InvalidOperation:
+            raise ValidationFailed(fields={field: [FRACTION_HELP]}) from None
+        fractions.add(_fraction(fraction, field))
+    return [str(value.normalize()) for value in sorted(fraction for fraction in fractions if fraction is not None)]
 
 
 def _dates(start: datetime, end: datetime) -> None:
