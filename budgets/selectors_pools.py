@@ -19,6 +19,7 @@ from django.utils import timezone
 from budgets import ledger
 from budgets.models import Allocation, BudgetAlert, BudgetPool, CostEntry, MemberCap
 from budgets.selectors import ZERO, money, open_workspaces
+from platform_site.actors import Caller
 
 __all__ = ["ZERO", "money"]
 
@@ -192,7 +193,7 @@ class Summary:
     top_spending: list[dict]
 
 
-def pool_summary(pool: BudgetPool, *, user, now: datetime | None = None, alerts: int = 50) -> Summary:
+def pool_summary(pool: BudgetPool, *, user: Caller, now: datetime | None = None, alerts: int = 50) -> Summary:
     """The pool's figures (all of it) and the allocations, alerts and top spenders the caller may see (a project
     owner sees their own project's only). Five queries whatever the number of allocations."""
     now = now or timezone.now()
@@ -212,7 +213,7 @@ def pool_summary(pool: BudgetPool, *, user, now: datetime | None = None, alerts:
     visible_ids = set(Allocation.objects.visible_to(user).filter(pool_id=pool.pk).values_list("pk", flat=True))
     shown = [allocation for allocation in every if allocation.pk in visible_ids]
     for allocation in shown:
-        allocation.figures = figures[allocation.pk]  # type: ignore[attr-defined]
+        allocation.figures = figures[allocation.pk]
     alert_rows = list(
         BudgetAlert.objects.filter(pool_id=pool.pk)
         .filter(Q(allocation_id__isnull=True) | Q(allocation_id__in=visible_ids))

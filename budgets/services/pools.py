@@ -21,7 +21,7 @@ from accounts.models import Membership, Organization, OrgRole, User
 from audit.services import audit_record
 from budgets.models import Allocation, BudgetPool, MemberCap
 from budgets.selectors_pools import ZERO, money
-from platform_site.actors import Actor
+from platform_site.actors import Actor, is_system
 from platform_site.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from platform_site.text import clean_name, clean_text
 from projects.models import Project, ProjectMember
@@ -35,7 +35,10 @@ FRACTION_HELP = "A fraction between 0 and 1 (0.8 = 80%)."
 
 
 def can_manage(*, user: "Actor | None", organization_id: str) -> bool:
-    if user is None or not getattr(user, "is_authenticated", False):
+    """Owners and admins of the organization; platform superusers (the Django admin); Carrel itself (SYSTEM)."""
+    if is_system(user):
+        return True
+    if not isinstance(user, User) or not user.is_authenticated:
         return False
     if user.is_superuser:
         return True
@@ -57,7 +60,7 @@ def require_manager(*, actor: Actor, organization_id: str) -> None:
 # --- Validation shared by the API and the admin ---------------------------------------------------------------
 
 
-def _amount(value: Decimal, field: str) -> Decimal:
+def _amount(value: Decimal | None, field: str) -> Decimal:
     if value is None or value < 0:
         raise ValidationFailed(f"The {field} must be zero or more.", fields={field: ["Must be zero or more."]})
     return value
@@ -104,7 +107,8 @@ def _allocation_end(pool: BudgetPool, end_date: datetime | None) -> datetime | N
 
 def _lock(pool: BudgetPool) -> BudgetPool:
     """The pool's row, locked until the transaction ends: every change to its allocations takes this lock first."""
-    return BudgetPool.objects.select_for_update().select_related("organization").get(pk=pool.pk)
+    locked: BudgetPool = BudgetPool.objects.select_for_update().select_related("organization").get(pk=pool.pk)
+    return locked
 
 
 def _allocated(pool: BudgetPool, *, excluding: str | None = None) -> Decimal:
@@ -269,7 +273,9 @@ def pool_delete(*, actor: Actor, pool: BudgetPool) -> None:
 
 def _project_of_pool(pool: BudgetPool, project: Project | str) -> Project:
     project_id = project.pk if isinstance(project, Project) else project
-    found = Project.objects.filter(pk=project_id, organization_id=pool.organization_id, deleted_at__isnull=True).first()
+    found: Project | None = Project.objects.filter(
+        pk=project_id, organization_id=pool.organization_id, deleted_at__isnull=True
+    ).first()
     if found is None:
         raise NotFound(
             f"No project '{project_id}' in the pool's organization.",
@@ -412,9 +418,11 @@ def allocation_delete(*, actor: Actor, allocation: Allocation) -> None:
     allocation.delete()
 
 
-def _allocation_in_pool(pool: BudgetPool, *, allocation_id: str | None, project_id: str | None, field: str):
+def _allocation_in_pool(
+    pool: BudgetPool, *, allocation_id: str | None, project_id: str | None, field: str
+) -> Allocation:
     lookup = Q(pk=allocation_id) if allocation_id else Q(project_id=project_id)
-    found = Allocation.objects.select_related("project").filter(lookup, pool_id=pool.pk).first()
+    found: Allocation | None = Allocation.objects.select_related("project").filter(lookup, pool_id=pool.pk).first()
     if found is None:
         raise NotFound(
             f"No allocation of this pool for {field} '{allocation_id or project_id}'.",
@@ -429,7 +437,7 @@ def allocation_reallocate(
     *,
     actor: Actor,
     pool: BudgetPool,
-    amount: Decimal,
+    amount: Decimal | None,
     reason: str,
     from_allocation: str | None = None,
     from_project: str | None = None,
@@ -452,7 +460,7 @@ def allocation_reallocate(
         problems["to_project"] = ["Required: to_project or to_allocation."]
     if amount is None or amount <= 0:
         problems["amount"] = ["Must be more than zero."]
-    if problems:
+    if problems or amount is None:
         raise ValidationFailed("The reallocation is not valid.", fields=problems)
     pool = _lock(pool)
     source = _allocation_in_pool(pool, allocation_id=from_allocation, project_id=from_project, field="from")
@@ -499,7 +507,7 @@ def allocation_reallocate(
 
 
 @transaction.atomic
-def member_caps_set(*, actor: Actor, allocation: Allocation, caps: Mapping[str, Decimal]) -> list[MemberCap]:
+def member_caps_set(*, actor: Actor, allocation: Allocation, caps: Mapping[str, Decimal | None]) -> list[MemberCap]:
     """Replace the allocation's member caps with `caps` ({e-mail or username: amount}). A cap holds one current
     member of the project to their own spending limit inside the allocation (enforced elsewhere)."""
     pool = allocation.pool
