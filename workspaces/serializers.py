@@ -103,7 +103,11 @@ class LaunchSerializer(serializers.Serializer):
     region = strict.CharField(required=False)
     storage = StorageSerializer(required=False)
     project = strict.CharField(required=False, help_text="Project id or name; defaults to your profile's.")
-    budget = strict.CharField(required=False, help_text="Accepted for Prism clients; budgets come from the project.")
+    budget = strict.CharField(
+        required=False,
+        help_text="The budget pool funding the project (id or name), checked if given; the launch draws on the "
+        "project's allocation either way.",
+    )
     profile = strict.CharField(required=False, help_text="Cloud account id or name; defaults to your profile's.")
     dry_run = strict.BooleanField(
         default=False, help_text="Check and price the launch (200, the plan and its cost) without creating anything."
