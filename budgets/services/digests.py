@@ -30,7 +30,7 @@ ZERO = Decimal(0)
 def cost_digest_set(*, actor: User, project: Project, enabled: bool) -> ProjectMember:
     """Turn the daily digest on or off for the caller's own membership (project owners and admins)."""
     role = project_role_of(user=actor, project=project)
-    membership = ProjectMember.objects.current().filter(project=project, user=actor).first()
+    membership: ProjectMember | None = ProjectMember.objects.current().filter(project=project, user=actor).first()
     if role not in MANAGERS or membership is None:
         raise PermissionDenied(
             "Only the project's owners and admins can receive its daily cost digest.",

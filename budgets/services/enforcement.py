@@ -43,7 +43,7 @@ logger = logging.getLogger("carrel.budgets")
 ZERO = Decimal(0)
 FULL = Decimal(1)
 Kind = BudgetAlert.Kind
-AUDIT_ACTIONS = {
+AUDIT_ACTIONS: dict[str, str] = {
     Kind.THRESHOLD: "budget.alert",
     Kind.AUTO_HIBERNATE: "budget.auto_hibernate",
     Kind.PREVENT_LAUNCH: "budget.prevent_launch",

@@ -96,7 +96,7 @@ def committed(*, allocation: Allocation, member_id: int | None, now: datetime) -
     for workspace_id, user_id, remaining in held:
         still = max(remaining - open_by_workspace.get(workspace_id, ZERO), ZERO)
         reserved += still
-        if user_id is not None and user_id == member_id:
+        if member_id is not None and user_id == member_id:
             member_reserved += still
     return Committed(period, spent, reserved, member_spent, member_reserved)
 
