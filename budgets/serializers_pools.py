@@ -10,6 +10,17 @@ from budgets.models import BudgetPool
 from platform_site.api import fields as strict
 
 
+@extend_schema_field(
+    {
+        "type": "string",
+        "pattern": "^(ok|warning|exceeded)$",
+        "description": "ok, warning (past the alert threshold) or exceeded (all of it spent).",
+    }
+)
+class BudgetStatusField(strict.CharField):
+    """The status of a pool or allocation: a pattern, not an enum, as several components call an enum `status`."""
+
+
 def Money(**kwargs):  # noqa: N802 (reads like a field class)
     return strict.DecimalField(max_digits=18, decimal_places=4, coerce_to_string=False, read_only=True, **kwargs)
 
@@ -33,7 +44,7 @@ class PoolSerializer(serializers.Serializer):
     spent_amount = Money(source="figures.spent", help_text="Spent in the current period (see period_start/end).")
     remaining_amount = Money(source="figures.remaining")
     utilization_rate = Fraction(source="figures.utilization", read_only=True, allow_null=True)
-    status = strict.ChoiceField(choices=["ok", "warning", "exceeded"], read_only=True, source="figures.status")
+    status = BudgetStatusField(read_only=True, source="figures.status")
     period = strict.ChoiceField(choices=BudgetPool.Period.choices, read_only=True)
     period_start = strict.DateTimeField(source="figures.period_start", read_only=True)
     period_end = strict.DateTimeField(source="figures.period_end", read_only=True)
@@ -58,7 +69,7 @@ class AllocationSerializer(serializers.Serializer):
     spent_amount = Money(source="figures.spent")
     remaining = Money(source="figures.remaining")
     utilization_rate = Fraction(source="figures.utilization", read_only=True, allow_null=True)
-    status = strict.ChoiceField(choices=["ok", "warning", "exceeded"], read_only=True, source="figures.status")
+    status = BudgetStatusField(read_only=True, source="figures.status")
     alert_threshold = Fraction(
         source="figures.warn_at", read_only=True, help_text="The lowest alert threshold (else the pool's)."
     )
@@ -113,7 +124,7 @@ class TopSpenderSerializer(serializers.Serializer):
 class SummarySerializer(serializers.Serializer):
     budget = PoolSerializer()
     allocations = AllocationSerializer(many=True)
-    status = strict.ChoiceField(choices=["ok", "warning", "exceeded"])
+    status = BudgetStatusField()
     alerts = AlertSerializer(many=True)
     top_spending_projects = TopSpenderSerializer(many=True)
 

@@ -96,6 +96,7 @@ class PoolListCreateView(_PoolView):
         "project they own), with allocated, spent and remaining amounts.",
         parameters=[OpenApiParameter("organization", str, description="Only this organization's pools.")],
         responses=PoolListSerializer,
+        operation_id="budgets_list",
         tags=TAGS,
     )
     def get(self, request):
@@ -207,6 +208,7 @@ class AllocationListCreateView(_AllocationView):
     @extend_schema(
         summary="The pool's allocations the caller may see, with what each project has spent.",
         responses=AllocationListSerializer,
+        operation_id="budgets_allocations_list",
         tags=TAGS,
     )
     def get(self, request, budget_id: str):
