@@ -1,6 +1,7 @@
 """Concurrent launches cannot overspend: 50 real threads against an allocation with room for 10 (PostgreSQL)."""
 
 import threading
+import time
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
 
@@ -82,3 +83,76 @@ def test_50_concurrent_launches_against_room_for_10_launch_exactly_10(postgresql
         assert len(held) == 10 and sum(held) <= amount
     finally:
         celery_app.control.purge()  # the launches' provisioning messages: no worker takes them in this test
+
+
+def test_two_concurrent_threshold_runs_fire_an_alert_once(postgresql, owner, org, project, monkeypatch):
+    """Both runs see the threshold crossed and not yet fired; the alert row's unique constraint lets one act."""
+    from audit.models import AuditEvent
+    from budgets.models import BudgetAlert, CostEntry
+    from budgets.services import enforcement
+
+    pool = BudgetPool.objects.create(
+        organization=org,
+        name="Grant",
+        total_amount=Decimal(1000),
+        start_date=datetime(2020, 1, 1, tzinfo=UTC),
+        end_date=datetime(2040, 1, 1, tzinfo=UTC),
+    )
+    Allocation.objects.create(pool=pool, project=project, amount=Decimal(100), alert_thresholds=["0.5"])
+    workspace = Workspace.objects.create(organization=org, project=project, owner=owner, name="past", state="stopped")
+    at = datetime.now(UTC)
+    CostEntry.objects.create(
+        organization=org,
+        workspace=workspace,
+        project=project,
+        member=owner,
+        kind="compute",
+        item="c5.xlarge",
+        start=at,
+        end=at,
+        day=at.date(),
+        quantity=Decimal(1),
+        unit="seconds",
+        rate=Decimal(1),
+        amount=Decimal(60),
+    )
+    # Hold the first run's transaction open a moment after it claimed the alert, so the second run's claim waits.
+    record = enforcement.audit_record
+
+    def slow_record(**kwargs):
+        time.sleep(0.5)
+        return record(**kwargs)
+
+    monkeypatch.setattr(enforcement, "audit_record", slow_record)
+    attempts: list[bool] = []
+    fire = enforcement.fire
+
+    def counted_fire(candidate, *, now):
+        alert = fire(candidate, now=now)
+        attempts.append(alert is not None)
+        return alert
+
+    monkeypatch.setattr(enforcement, "fire", counted_fire)
+    start = threading.Barrier(2)
+    fired: list[int] = []
+
+    def run() -> None:
+        try:
+            start.wait()
+            found = enforcement.apply_thresholds()
+            fired.append(len(found))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    try:
+        assert sorted(attempts) == [False, True]  # both runs tried to fire it: a real race, one winner
+        assert sorted(fired) == [0, 1]
+        assert BudgetAlert.objects.count() == 1
+        assert AuditEvent.objects.filter(action="budget.alert").count() == 1
+    finally:
+        celery_app.control.purge()
