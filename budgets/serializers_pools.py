@@ -3,10 +3,13 @@
 Money leaves as exact numbers (Decimal, 4 places), never through float; fractions (thresholds, utilization)
 are numbers between 0 and 1. Responses read the figures the selectors attach (`figures`)."""
 
+from decimal import Decimal
+
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from budgets.models import BudgetPool
+from budgets.services.pools import FRACTION_HELP
 from platform_site.api import fields as strict
 
 
@@ -29,8 +32,29 @@ def Fraction(**kwargs):  # noqa: N802
     return strict.DecimalField(max_digits=10, decimal_places=4, coerce_to_string=False, **kwargs)
 
 
+def FractionIn(**kwargs):  # noqa: N802
+    """A threshold: the services check it too (for the admin), the schema says it."""
+    return strict.DecimalField(
+        max_digits=6,
+        decimal_places=4,
+        min_value=Decimal(0),
+        max_value=Decimal(1),
+        coerce_to_string=False,
+        # Django's validators %-format their messages: "80%" must be written "80%%".
+        error_messages={"min_value": FRACTION_HELP.replace("%", "%%"), "max_value": FRACTION_HELP.replace("%", "%%")},
+        **kwargs,
+    )
+
+
 def AmountIn(**kwargs):  # noqa: N802
-    return strict.DecimalField(max_digits=14, decimal_places=2, coerce_to_string=False, **kwargs)
+    return strict.DecimalField(
+        max_digits=14,
+        decimal_places=2,
+        min_value=Decimal(0),
+        coerce_to_string=False,
+        error_messages={"min_value": "Must be zero or more."},
+        **kwargs,
+    )
 
 
 class PoolSerializer(serializers.Serializer):
@@ -155,31 +179,31 @@ class PoolCreateSerializer(serializers.Serializer):
     period = strict.ChoiceField(choices=BudgetPool.Period.choices, default=BudgetPool.Period.PROJECT)
     start_date = strict.DateTimeField()
     end_date = strict.DateTimeField()
-    alert_threshold = Fraction(required=False, help_text="A fraction between 0 and 1 (default 0.8).")
+    alert_threshold = FractionIn(required=False, help_text="A fraction between 0 and 1 (default 0.8).")
 
 
 class PoolUpdateSerializer(serializers.Serializer):
     name = strict.CharField(max_length=200, required=False)
     description = strict.CharField(required=False, allow_blank=True)
     total_amount = AmountIn(required=False)
-    alert_threshold = Fraction(required=False)
+    alert_threshold = FractionIn(required=False)
     end_date = strict.DateTimeField(required=False)
 
 
 class AllocationCreateSerializer(serializers.Serializer):
     project_id = strict.CharField()
     allocated_amount = AmountIn()
-    alert_thresholds = serializers.ListField(child=Fraction(), required=False, default=list, max_length=10)
-    auto_hibernate_threshold = Fraction(required=False, allow_null=True, default=None)
-    prevent_launch_threshold = Fraction(required=False, allow_null=True, default=None)
+    alert_thresholds = serializers.ListField(child=FractionIn(), required=False, default=list, max_length=10)
+    auto_hibernate_threshold = FractionIn(required=False, allow_null=True, default=None)
+    prevent_launch_threshold = FractionIn(required=False, allow_null=True, default=None)
     end_date = strict.DateTimeField(required=False, allow_null=True, default=None)
 
 
 class AllocationUpdateSerializer(serializers.Serializer):
     allocated_amount = AmountIn(required=False)
-    alert_thresholds = serializers.ListField(child=Fraction(), required=False, max_length=10)
-    auto_hibernate_threshold = Fraction(required=False, allow_null=True)
-    prevent_launch_threshold = Fraction(required=False, allow_null=True)
+    alert_thresholds = serializers.ListField(child=FractionIn(), required=False, max_length=10)
+    auto_hibernate_threshold = FractionIn(required=False, allow_null=True)
+    prevent_launch_threshold = FractionIn(required=False, allow_null=True)
     end_date = strict.DateTimeField(required=False, allow_null=True)
 
 
