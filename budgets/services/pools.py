@@ -226,6 +226,13 @@ def pool_update(
         pool.alert_threshold = alert_threshold
     if end_date is not None and end_date != pool.end_date:
         _dates(pool.start_date, end_date)
+        later = Allocation.objects.filter(pool_id=pool.pk, end_date__gt=end_date).count()
+        if later:
+            raise ValidationFailed(
+                "Some allocations end after this date.",
+                details="An allocation's end date falls within its pool's dates.",
+                fields={"end_date": [f"{later} allocation(s) end later: move their end dates first."]},
+            )
         changes["end_date"] = [pool.end_date.isoformat(), end_date.isoformat()]
         pool.end_date = end_date
     if total_amount is not None and _amount(total_amount, "total_amount") != pool.total_amount:

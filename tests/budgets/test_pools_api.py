@@ -276,6 +276,14 @@ def test_it_validates_pool_updates(clients, pool, body, field):
     assert field in error["fields"]
 
 
+def test_it_keeps_allocations_end_dates_within_the_pool(clients, owner, pool, allocation):
+    services.allocation_update(actor=owner, allocation=allocation, end_date=datetime(2026, 10, 1, tzinfo=UTC))
+    url = f"/api/v1/budgets/{pool.pk}"
+    error = assert_error(clients["owner"].put(url, {"end_date": "2026-09-01T00:00:00Z"}, format="json"), 400)
+    assert "end_date" in error["fields"]
+    assert clients["owner"].put(url, {"end_date": "2026-10-01T00:00:00Z"}, format="json").status_code == 200
+
+
 def test_it_lets_project_owners_look_but_not_touch(clients, pool, pi_allocation):
     assert_error(clients["pi"].put(f"/api/v1/budgets/{pool.pk}", {"name": "Mine"}, format="json"), 403)
     assert_error(clients["pi"].delete(f"/api/v1/budgets/{pool.pk}"), 403)
@@ -686,6 +694,38 @@ def test_every_read_costs_a_constant_number_of_queries(owner, org, pool, count, 
     summary = client.get(f"/api/v1/budgets/{pool.pk}/summary").json()
     assert summary["budget"]["spent_amount"] == float(Decimal("2.5") * count)
     assert len(summary["allocations"]) == count
+
+
+def test_twenty_allocations_cost_no_more_queries_than_one(owner, org, pool):
+    from django.db import connection as db
+    from django.test.utils import CaptureQueriesContext
+
+    client = bearer_client(owner)
+    _many_allocations(owner, org, pool, 1)
+    allocation = Allocation.objects.get()
+    services.member_caps_set(actor=owner, allocation=allocation, caps={owner.email: Decimal(1)})
+    client.get("/api/v1/budgets")  # the token's first use of the minute writes last_used_at: not the reads' cost
+
+    def counts() -> dict[str, int]:
+        found = {}
+        for url in [
+            "/api/v1/budgets",
+            f"/api/v1/budgets/{pool.pk}",
+            f"/api/v1/budgets/{pool.pk}/summary",
+            f"/api/v1/budgets/{pool.pk}/allocations",
+            f"/api/v1/budgets/{pool.pk}/allocations/{allocation.pk}/caps",
+        ]:
+            with CaptureQueriesContext(db) as queries:
+                assert client.get(url).status_code == 200
+            found[url] = len(queries)
+        return found
+
+    one = counts()
+    for number in range(19):
+        project = make_project(org, f"More {number}", owner)
+        services.allocation_create(actor=owner, pool=pool, project=project, amount=Decimal(1))
+        spend(project, "1", at=NOW - timedelta(days=1))
+    assert counts() == one
 
 
 # --- Concurrency ----------------------------------------------------------------------------------------------
