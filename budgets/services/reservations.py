@@ -1,9 +1,11 @@
 """Reservations: a launch or start holds its estimated cost against the project's allocation.
 
-Under the allocation's row lock (PostgreSQL: FOR NO KEY UPDATE, so the ledger's inserts that only reference
-the allocation are not blocked by it), the caller reads what is committed already (the period's spend plus what
-other launches hold), refuses when the estimate would pass the launch limit, and otherwise writes a Reservation
-in the same transaction: concurrent launches queue on the lock and each sees the ones before it.
+Under the project's and then the allocation's row locks (PostgreSQL: FOR NO KEY UPDATE, so the ledger's inserts
+that only reference them are not blocked; the same order as a launch, so a start and a launch never deadlock:
+tests/budgets/test_enforcement_concurrency.py races them), the caller reads what is committed already (the
+period's spend plus what other launches hold), refuses when the estimate would pass the launch limit, and otherwise
+writes a Reservation in the same transaction: concurrent launches queue on the locks and each sees the ones
+before it.
 
 The ledger (budgets.ledger._save) lowers `remaining` as it writes the workspace's real cost and releases the
 reservation when the run ends. A reservation counts only what its workspace's open (unwritten) cost has not
@@ -26,6 +28,7 @@ from budgets.models import Allocation, CostEntry, MemberCap, Reservation
 from budgets.selectors import money, open_workspaces
 from budgets.services.periods import Period, current_period
 from platform_site.errors import PermissionDenied, ValidationFailed
+from projects.models import Project
 
 ZERO = Decimal(0)
 HOUR = Decimal(3600)
@@ -121,7 +124,12 @@ class Hold:
 
 
 def locked_allocation(project_id: str) -> Allocation | None:
-    """The project's allocation under a row lock until the transaction ends (call inside one)."""
+    """The project's allocation under a row lock until the transaction ends (call inside one).
+
+    The project row is locked first, as a launch does (workspace_launch locks it FOR UPDATE before this): a start
+    that took the allocation first and then wrote the ledger (which references the project) would deadlock with
+    a launch holding the project and waiting for the allocation."""
+    list(Project.objects.select_for_update(no_key=True).filter(pk=project_id).values_list("pk", flat=True))
     return (
         Allocation.objects.select_for_update(of=("self",), no_key=True)
         .select_related("pool", "project__organization")

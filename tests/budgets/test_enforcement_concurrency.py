@@ -2,7 +2,7 @@
 
 import threading
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
 import pytest
@@ -154,5 +154,83 @@ def test_two_concurrent_threshold_runs_fire_an_alert_once(postgresql, owner, org
         assert sorted(fired) == [0, 1]
         assert BudgetAlert.objects.count() == 1
         assert AuditEvent.objects.filter(action="budget.alert").count() == 1
+    finally:
+        celery_app.control.purge()
+
+
+def test_concurrent_starts_and_launches_share_the_room_without_deadlock(postgresql, owner, org, project, account):
+    """Starts and launches of one project race for the same allocation: each start writes ledger rows (which
+    reference the project and the allocation) while launches hold the project; none deadlocks, none overspends."""
+    probe = services.workspace_launch(
+        actor=owner, project=make_project(org, "Probe", owner), name="probe", **LAUNCH
+    ).workspace
+    now = datetime.now(UTC)
+    one = reservations.estimate_cost(
+        hourly_rate=probe.hourly_rate,
+        storage_monthly_rate=probe.storage_monthly_rate,
+        hours=reservations.horizon_hours(expires_at=None, now=now),
+        discount=Decimal(0),
+        now=now,
+    )
+    pool = BudgetPool.objects.create(
+        organization=org,
+        name="Grant",
+        total_amount=Decimal(1000),
+        start_date=datetime(2020, 1, 1, tzinfo=UTC),
+        end_date=datetime(2040, 1, 1, tzinfo=UTC),
+    )
+    amount = (one * Decimal("15.5")).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+    Allocation.objects.create(pool=pool, project=project, amount=amount)
+    stopped = [
+        Workspace.objects.create(
+            organization=org,
+            project=project,
+            owner=owner,
+            name=f"stopped-{index}",
+            state="stopped",
+            instance_type=probe.instance_type,
+            region=probe.region,
+            hourly_rate=probe.hourly_rate,
+            storage_lines=probe.storage_lines,
+            storage_monthly_rate=probe.storage_monthly_rate,
+            volume_billed=True,
+            ledger_through=now - timedelta(seconds=30),
+        )
+        for index in range(10)
+    ]
+    clients = [bearer_client(owner) for _ in range(30)]
+    start = threading.Barrier(30)
+    results: list[tuple[str, int, str]] = []
+    lock = threading.Lock()
+
+    def call(kind: str, index: int) -> None:
+        try:
+            start.wait()
+            if kind == "start":
+                response = clients[index].post(f"/api/v1/instances/{stopped[index].pk}/start", format="json")
+            else:
+                body = {**LAUNCH, "name": f"race-{index}", "project": project.pk}
+                response = clients[index].post("/api/v1/instances/launch", body, format="json")
+            code = response.json().get("error", {}).get("code", "") if response.status_code >= 400 else ""
+            with lock:
+                results.append((kind, response.status_code, code))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=call, args=("start", i)) for i in range(10)]
+    threads += [threading.Thread(target=call, args=("launch", i)) for i in range(10, 30)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    try:
+        assert len(results) == 30, results
+        statuses = sorted((status, code) for _, status, code in results)
+        assert {status for status, _ in statuses} <= {200, 202, 403}, statuses  # no 500: no deadlock
+        succeeded = [r for r in results if r[1] in (200, 202)]
+        assert len(succeeded) == 15, sorted(results)
+        assert all(code == "BUDGET_EXCEEDED" for _, status, code in results if status == 403)
+        held = Reservation.objects.filter(allocation__project=project, released_at__isnull=True)
+        assert held.count() == 15
     finally:
         celery_app.control.purge()
