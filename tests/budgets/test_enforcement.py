@@ -364,8 +364,10 @@ def test_the_task_reads_every_allocation_in_a_fixed_number_of_queries(
     pool = make_pool(org)
     for index in range(12):
         project = make_project(org, f"P{index}", owner)
-        fund(project, "100", pool=pool, alert_thresholds=["0.5"])
-        spend(project, "1", owner=owner)
+        fund(project, "100", pool=pool, alert_thresholds=["0.5", "0.9"])
+        spend(project, "60", owner=owner)
+    assert tasks.apply_budget_thresholds() == 12  # each project's 50% alert
+    # The steady state, every five minutes: crossed thresholds already fired, nothing to do, a fixed cost.
     with django_assert_max_num_queries(6):
         assert tasks.apply_budget_thresholds() == 0
 
@@ -432,3 +434,32 @@ def test_no_digest_for_those_who_did_not_ask(owner, project, eager_tasks, django
     ):
         assert tasks.send_cost_digests() == 0
     assert mail.outbox == []
+
+
+def test_every_kind_fires_once_per_period_and_again_the_next(
+    owner, org, project, eager_tasks, django_capture_on_commit_callbacks
+):
+    pool = make_pool(org, total="10", period=BudgetPool.Period.MONTHLY, alert_threshold=Decimal("0.8"))
+    allocation = fund(
+        project,
+        "10",
+        pool=pool,
+        alert_thresholds=["0.5"],
+        auto_hibernate_threshold=Decimal("0.8"),
+        prevent_launch_threshold=Decimal("0.9"),
+    )
+    MemberCap.objects.create(allocation=allocation, user=owner, amount=Decimal("5"))
+    kinds = ["auto_hibernate", "member_cap", "pool_threshold", "prevent_launch", "threshold"]
+    for month, name in ((5, "may"), (6, "june")):
+        with time_machine.travel(datetime(2027, month, 10, 12, tzinfo=UTC), tick=False):
+            spend(project, "9.5", owner=owner, name=name)
+            fired = run_thresholds(django_capture_on_commit_callbacks)
+            assert sorted(a.kind for a in fired) == kinds
+            assert {a.period_start for a in fired} == {datetime(2027, month, 1, tzinfo=UTC)}
+            assert run_thresholds(django_capture_on_commit_callbacks) == []
+            assert run_thresholds(django_capture_on_commit_callbacks) == []
+    assert BudgetAlert.objects.count() == 10
+    for action in ("alert", "auto_hibernate", "prevent_launch", "member_cap", "pool_threshold"):
+        assert AuditEvent.objects.filter(action=f"budget.{action}", actor_label="system").count() == 2, action
+    assert len(mail.outbox) == 10 and {m.to[0] for m in mail.outbox} == {owner.email}
+    assert "No workspace was running." in BudgetAlert.objects.filter(kind="auto_hibernate").first().message
