@@ -10,7 +10,7 @@ ledger and one query of open workspaces for all of them.
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 
 from django.db.models import Q, Sum
@@ -19,6 +19,7 @@ from django.utils import timezone
 from budgets import ledger
 from budgets.models import Allocation, BudgetAlert, BudgetPool, CostEntry, MemberCap
 from budgets.selectors import ZERO, money, open_workspaces
+from budgets.services.periods import month_of
 from platform_site.actors import Caller
 
 __all__ = ["ZERO", "money"]
@@ -33,11 +34,9 @@ def period_window(pool: BudgetPool, *, now: datetime) -> Window:
     within the pool's dates. Needs `pool.organization` loaded (select_related) for monthly pools."""
     if pool.period != BudgetPool.Period.MONTHLY:
         return pool.start_date, pool.end_date
-    zone = ledger.zone_of(pool.organization.time_zone)
-    local = now.astimezone(zone)
-    first = datetime(local.year, local.month, 1, tzinfo=zone).astimezone(UTC)
-    following = datetime(local.year + local.month // 12, local.month % 12 + 1, 1, tzinfo=zone).astimezone(UTC)
-    start, end = max(first, pool.start_date), min(following, pool.end_date)
+    # The month as enforcement counts it (budgets.services.periods), within the pool's own dates.
+    month = month_of(now, ledger.zone_of(pool.organization.time_zone))
+    start, end = max(month.start, pool.start_date), min(month.end, pool.end_date)
     return start, max(start, end)
 
 
