@@ -463,3 +463,22 @@ def test_every_kind_fires_once_per_period_and_again_the_next(
         assert AuditEvent.objects.filter(action=f"budget.{action}", actor_label="system").count() == 2, action
     assert len(mail.outbox) == 10 and {m.to[0] for m in mail.outbox} == {owner.email}
     assert "No workspace was running." in BudgetAlert.objects.filter(kind="auto_hibernate").first().message
+
+
+def test_it_refuses_a_launch_naming_another_pool_through_the_api(owner_client, project, account):
+    now = datetime.now(UTC)
+    pool = BudgetPool.objects.create(
+        organization=project.organization,
+        name="Grant API",
+        total_amount=Decimal("1000"),
+        start_date=now - timedelta(days=1),
+        end_date=now + timedelta(days=30),
+    )
+    Allocation.objects.create(pool=pool, project=project, amount=Decimal("500"))
+    body = {"name": "api-box", "template": "Python Machine Learning", "size": "S", "project": project.id}
+    error = assert_error(
+        owner_client.post("/api/v1/instances/launch", {**body, "budget": "some-other-grant"}, format="json"), 400
+    )
+    assert "budget" in error.get("fields", {})
+    dry = owner_client.post("/api/v1/instances/launch", {**body, "budget": pool.name, "dry_run": True}, format="json")
+    assert dry.status_code == 200, dry.content

@@ -95,6 +95,7 @@ class InstanceLaunchView(APIView):
             "spot": data["spot"],
             "region": data.get("region"),
             "storage": data.get("storage"),
+            "budget": data.get("budget"),
             "cloud_account": account_for_launch(request, project, data.get("profile")),
             "client_ip": getattr(request._request, "client_ip", None),
         }
