@@ -14,15 +14,19 @@ The catalog must be loaded first (`manage.py load_templates`). Never run this ag
 """
 
 import json
+from datetime import timedelta
+from decimal import Decimal
 from pathlib import Path
 
 from allauth.account.models import EmailAddress
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
+from django.utils import timezone
 
 from accounts.models import Membership, Organization, OrgRole, User
 from accounts.services import token_create
 from audit.models import AuditEvent
+from budgets.models import Allocation, BudgetPool
 from invitations.services import invitation_send
 from projects.models import Project, ProjectMember, ProjectRole
 from templates.models import WorkspaceTemplate
@@ -122,6 +126,18 @@ class Command(BaseCommand):
             actor=owner, project=project, email="invitee@partner.example", role=ProjectRole.VIEWER
         )
 
+        pool = BudgetPool.objects.create(
+            organization=organization,
+            name="Contract Grant",
+            total_amount=Decimal("10000"),
+            start_date=timezone.now() - timedelta(days=30),
+            end_date=timezone.now() + timedelta(days=335),
+            created_by=owner,
+        )
+        allocation = Allocation.objects.create(
+            pool=pool, project=project, amount=Decimal("5000"), alert_thresholds=["0.5", "0.8"], allocated_by=owner
+        )
+
         # Token-deleting operations run with other users' tokens, so the owner's stays valid for the main run.
         token_user = _user("contract-tokens@carrel.localhost")
         spares = [token_create(actor=token_user, name=f"spare-{n}", scopes=["read"]) for n in range(3)]
@@ -148,6 +164,8 @@ class Command(BaseCommand):
                 ).secret,
             },
             "account": [account.pk],
+            "budget": [pool.pk],
+            "allocation": [allocation.pk],
         }
 
     def _schemathesis_toml(self, seeded: dict, probability: float) -> str:
@@ -162,6 +180,8 @@ class Command(BaseCommand):
             "events": seeded["event"],
             "token_ids": seeded["token_id"],
             "digests": seeded["digest"],
+            "budgets": seeded["budget"],
+            "allocations": seeded["allocation"],
         }
         lines = ["# Written by manage.py contract_seed for scripts/contract.sh: ids of the seeded objects.", ""]
         for name, values in dictionaries.items():
@@ -180,6 +200,8 @@ class Command(BaseCommand):
             f'"path.event_id" = {bind("events")}',
             f'"path.token_id" = {bind("token_ids")}',
             f'"path.digest" = {bind("digests")}',
+            f'"path.budget_id" = {bind("budgets")}',
+            f'"path.allocation_id" = {bind("allocations")}',
             "",
             "# `{name}` is a workspace under /instances and /logs, and a template under /templates.",
             "[[operations]]",
