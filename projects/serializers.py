@@ -2,6 +2,7 @@ from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from budgets.selectors_pools import project_budget_briefs
 from platform_site.api import fields as strict
 from projects.models import Project, ProjectMember, ProjectRole
 from projects.services import effective_project_role
@@ -30,6 +31,16 @@ class ProjectMemberSerializer(serializers.ModelSerializer):
         list_serializer_class = CurrentMembersListSerializer
 
 
+class ProjectBudgetBriefSerializer(serializers.Serializer):
+    allocation_id = strict.CharField()
+    pool_id = strict.CharField()
+    total_allocated = strict.DecimalField(max_digits=14, decimal_places=2, coerce_to_string=False)
+    current_spend = strict.DecimalField(max_digits=18, decimal_places=4, coerce_to_string=False)
+    remaining = strict.DecimalField(max_digits=18, decimal_places=4, coerce_to_string=False)
+    utilization_rate = strict.DecimalField(max_digits=12, decimal_places=4, coerce_to_string=False, allow_null=True)
+    status = strict.CharField(help_text="ok, warning (past the first alert threshold) or exceeded.")
+
+
 class ProjectSerializer(serializers.ModelSerializer):
     organization = strict.CharField(source="organization_id", read_only=True)
     organization_name = strict.CharField(source="organization.name", read_only=True)
@@ -38,6 +49,9 @@ class ProjectSerializer(serializers.ModelSerializer):
     active_instances = strict.IntegerField(read_only=True)
     live_instances = strict.IntegerField(read_only=True)
     total_instances = strict.IntegerField(read_only=True)
+    budget = serializers.SerializerMethodField(
+        help_text="The project's allocation and its spend in the pool's current period; null when unfunded."
+    )
 
     class Meta:
         model = Project
@@ -53,10 +67,23 @@ class ProjectSerializer(serializers.ModelSerializer):
             "active_instances",
             "live_instances",
             "total_instances",
+            "budget",
             "created_at",
             "updated_at",
         ]
         read_only_fields = fields
+
+    @extend_schema_field(ProjectBudgetBriefSerializer(allow_null=True))
+    def get_budget(self, project) -> dict | None:
+        briefs = self.context.get("_project_budgets")
+        if briefs is None or (project.pk not in briefs and project.pk not in self.context["_project_budgets_asked"]):
+            # Every project of the list (or page) at once: a constant number of queries, however long the list.
+            listed = self.parent.instance if isinstance(self.parent, serializers.ListSerializer) else [project]
+            asked = {item.pk for item in listed}
+            briefs = self.context["_project_budgets"] = project_budget_briefs(asked)
+            self.context["_project_budgets_asked"] = asked
+        brief = briefs.get(project.pk)
+        return ProjectBudgetBriefSerializer(brief).data if brief is not None else None
 
     @extend_schema_field(strict.ChoiceField(choices=ProjectRole.choices, allow_null=True))
     def get_role(self, project) -> str | None:

@@ -4,13 +4,18 @@ Each test measures one request with a single row, adds 30 rows (with related row
 members, workspaces, memberships), and asserts the same request runs no more queries.
 """
 
+from datetime import timedelta
+from decimal import Decimal
+
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from accounts.models import OrgRole
 from accounts.services import token_create
 from audit.services import audit_record
+from budgets.models import Allocation, BudgetPool, CostEntry
 from projects.models import ProjectMember, ProjectRole
 from tests.conftest import add_org_member, bearer_client, make_org, make_project, make_user
 from workspaces.models import Workspace, WorkspaceState
@@ -46,6 +51,37 @@ def add_workspaces(project, owner) -> None:
         )
 
 
+def fund(project, owner, pool=None):
+    """An allocation of $100 for the project, with $1.50 of ledger rows already spent."""
+    now = timezone.now()
+    if pool is None:
+        pool = BudgetPool.objects.create(
+            organization=project.organization,
+            name="Grant",
+            total_amount=Decimal("100000"),
+            start_date=now - timedelta(days=10),
+            end_date=now + timedelta(days=10),
+        )
+    Allocation.objects.create(pool=pool, project=project, amount=Decimal("100"))
+    workspace = Workspace.objects.filter(project=project).first()
+    CostEntry.objects.create(
+        organization=project.organization,
+        workspace=workspace,
+        project=project,
+        member=owner,
+        kind="compute",
+        item="t3.medium",
+        start=now - timedelta(hours=1),
+        end=now,
+        day=now.date(),
+        quantity=Decimal(3600),
+        unit="seconds",
+        rate=Decimal("1.5"),
+        amount=Decimal("1.5"),
+    )
+    return pool
+
+
 @pytest.fixture
 def client(owner):
     return bearer_client(owner)
@@ -56,8 +92,10 @@ def test_project_list_runs_constant_queries(client, owner, org, project, django_
     for user in crew:
         ProjectMember.objects.create(project=project, user=user, role=ProjectRole.MEMBER)
     add_workspaces(project, owner)
+    pool = fund(project, owner)
     queries, rows = measure(client, "/api/v1/projects")
     assert len(rows) == 1 and len(rows[0]["members"]) == 4
+    assert rows[0]["budget"]["total_allocated"] == 100 and rows[0]["budget"]["current_spend"] == 1.5
     assert (rows[0]["active_instances"], rows[0]["live_instances"], rows[0]["total_instances"]) == (1, 2, 3)
 
     for i in range(MORE):
@@ -66,10 +104,12 @@ def test_project_list_runs_constant_queries(client, owner, org, project, django_
             ProjectMember.objects.get_or_create(project=extra, user=user, defaults={"role": ProjectRole.VIEWER})
         ProjectMember.objects.create(project=extra, user=owner, role=ProjectRole.ADMIN)
         add_workspaces(extra, crew[0])
+        fund(extra, owner, pool=pool)
 
     with django_assert_max_num_queries(queries):
         rows = get_rows(client, "/api/v1/projects")
     assert len(rows) == MORE + 1
+    assert all(row["budget"]["current_spend"] == 1.5 for row in rows)
     assert all(len(row["members"]) == 4 and row["total_instances"] == 3 for row in rows)
     assert {row["role"] for row in rows} == {"owner"}  # the org owner owns every project
 
