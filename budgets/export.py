@@ -4,8 +4,6 @@ import csv
 from collections.abc import Iterator
 from datetime import date
 
-from django.db.models import Q
-
 from budgets.models import CostEntry
 from projects.models import Project
 
@@ -60,11 +58,13 @@ class _Line:
 def ledger_rows(*, user, start: date, end: date, project: Project | None = None) -> Iterator[tuple]:
     """The caller's visible ledger rows between two local dates (inclusive), oldest first, read in chunks
     (a server-side cursor on PostgreSQL): memory stays flat whatever the period."""
-    scope = Q(project__in=Project.objects.visible_to(user), day__gte=start, day__lte=end)
-    if project is not None:
-        scope &= Q(project=project)
+    # Ids rather than a subquery: the planner then reads the date range once (see reports.cost_history).
+    project_ids = [project.pk] if project else list(Project.objects.visible_to(user).values_list("pk", flat=True))
     return (
-        CostEntry.objects.filter(scope).order_by("day", "start", "id").values_list(*FIELDS).iterator(chunk_size=CHUNK)
+        CostEntry.objects.filter(project_id__in=project_ids, day__gte=start, day__lte=end)
+        .order_by("day", "start", "id")
+        .values_list(*FIELDS)
+        .iterator(chunk_size=CHUNK)
     )
 
 

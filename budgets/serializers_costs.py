@@ -32,7 +32,7 @@ class CostBreakdownSerializer(serializers.Serializer):
     snapshot = Money()
 
 
-class TopSpenderSerializer(serializers.Serializer):
+class TopSpendingInstanceSerializer(serializers.Serializer):
     name = strict.CharField()
     workspace_id = strict.CharField()
     cost = Money()
@@ -67,7 +67,7 @@ class ProjectBudgetSerializer(serializers.Serializer):
     hibernation_savings = Money(
         help_text="What the period's stopped and hibernated time would have cost at each workspace's compute rate."
     )
-    top_spending_instances = TopSpenderSerializer(many=True)
+    top_spending_instances = TopSpendingInstanceSerializer(many=True)
     budget_alerts = serializers.DictField(
         child=serializers.JSONField(),
         help_text="threshold_<n>_percent (true once the period's spend reached n% of the allocation, one per alert "
