@@ -4,6 +4,7 @@ import csv
 from collections.abc import Iterator
 from datetime import date
 
+from accounts.models import User
 from budgets.models import CostEntry
 from projects.models import Project
 
@@ -55,7 +56,7 @@ class _Line:
         return value
 
 
-def ledger_rows(*, user, start: date, end: date, project: Project | None = None) -> Iterator[tuple]:
+def ledger_rows(*, user: User, start: date, end: date, project: Project | None = None) -> Iterator[tuple]:
     """The caller's visible ledger rows between two local dates (inclusive), oldest first, read in chunks
     (a server-side cursor on PostgreSQL): memory stays flat whatever the period."""
     # Ids rather than a subquery: the planner then reads the date range once (see reports.cost_history).

@@ -17,11 +17,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
 
 from django.db.models import F, Q, Sum
 from django.db.models.functions import Coalesce, TruncMonth, TruncWeek
 from django.utils import timezone
 
+from accounts.models import User
 from budgets import ledger
 from budgets.models import Allocation, BudgetAlert, CostEntry
 from budgets.selectors import HOUR, ZERO, money
@@ -395,7 +397,7 @@ def recommendations(money_: ProjectMoney) -> list[dict]:
     """Simple, real ones: running workspaces with no idle hibernation configured (savings: their billed
     hours above a working day, from the last 7 days, at their rate, for a month), and workspaces stopped or
     hibernated for over 7 days still paying for their volume (savings: that volume's monthly cost)."""
-    found = []
+    found: list[dict[str, Any]] = []
     now, zone = money_.now, money_.zone
     days_in_month = days_between(*month_bounds(now, zone))
     for workspace in money_.workspaces:
@@ -472,7 +474,7 @@ def project_cost_analysis(project: Project, *, now: datetime | None = None) -> d
 # --- The caller's costs across projects ---------------------------------------------------------------------------
 
 
-def caller_zone(user) -> zoneinfo.ZoneInfo:
+def caller_zone(user: User) -> zoneinfo.ZoneInfo:
     """The time zone of the caller's organizations when they share one, else UTC (one query)."""
     from accounts.models import Organization
 
@@ -480,7 +482,7 @@ def caller_zone(user) -> zoneinfo.ZoneInfo:
     return ledger.zone_of(zones.pop() if len(zones) == 1 else "UTC")
 
 
-def costs_current(*, user, now: datetime | None = None) -> dict:
+def costs_current(*, user: User, now: datetime | None = None) -> dict:
     """GET /costs/current: what the caller's visible projects cost per hour right now (compute of billed
     workspaces and their volumes), projected over a day and the month, and this month's hibernation savings.
     Two queries plus one for the time zone."""
@@ -568,8 +570,6 @@ def bucket_end(first: date, granularity: str) -> date:
 
 
 def _group_names(group_by: str, ids: set) -> dict:
-    from accounts.models import User
-
     ids = {pk for pk in ids if pk is not None}
     if not ids:
         return {}
@@ -607,7 +607,7 @@ def _trends(buckets: list[dict], names: dict) -> dict:
 
 def cost_history(
     *,
-    user,
+    user: User,
     start: date,
     end: date,
     granularity: str = "daily",
@@ -624,13 +624,13 @@ def cost_history(
     project_ids = [project.pk] if project else list(Project.objects.visible_to(user).values_list("pk", flat=True))
     sums: dict[date, dict] = defaultdict(lambda: defaultdict(Decimal))
     seen: dict[date, set] = defaultdict(set)  # workspaces with a cost, per bucket
-    bucket = {"daily": F("day"), "weekly": TruncWeek("day"), "monthly": TruncMonth("day")}[granularity]
+    truncated = {"daily": F("day"), "weekly": TruncWeek("day"), "monthly": TruncMonth("day")}[granularity]
     # Summed per workspace (and member, who may differ from today's owner), then grouped here: few, cheap
     # keys let PostgreSQL hash the rows instead of sorting them.
     keys = ("bucket", "workspace_id", "member_id") if group_by == "member" else ("bucket", "workspace_id")
     rows = list(
         CostEntry.objects.filter(project_id__in=project_ids, day__gte=start, day__lte=end)
-        .annotate(bucket=bucket)
+        .annotate(bucket=truncated)
         .values_list(*keys)
         .annotate(cost=Sum("amount"))
         .order_by()
@@ -657,7 +657,7 @@ def cost_history(
         sums[bucket_of(today, granularity)][group] += cost.total
         seen[bucket_of(today, granularity)].add(workspace.pk)
     names = _group_names(group_by, {group for groups in sums.values() for group in groups})
-    buckets = []
+    buckets: list[dict[str, Any]] = []
     first = bucket_of(start, granularity)
     while first <= end:
         groups = sums.get(first, {})

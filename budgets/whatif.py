@@ -10,6 +10,7 @@ amount, with what the period spent and what reservations hold), as the launch's 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 from django.utils import timezone
 
@@ -197,7 +198,7 @@ def estimate(
     }
 
 
-def what_if(*, user: User, project: Project, hours_per_day: Decimal, days: int, **choice) -> dict:
+def what_if(*, user: User, project: Project, hours_per_day: Decimal, days: int, **choice: Any) -> dict:
     """POST /costs/what-if: plan_for(**choice) priced by estimate."""
     return estimate(
         project=project, plan=plan_for(user=user, project=project, **choice), hours_per_day=hours_per_day, days=days

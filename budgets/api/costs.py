@@ -195,7 +195,13 @@ class WhatIfView(APIView):
         form = WhatIfSerializer(data=request.data)
         form.is_valid(raise_exception=True)
         data = dict(form.validated_data)
-        project = _project(request, data.pop("project"))
+        project = visible_by_id_or_name(
+            Project,
+            request.user,
+            data.pop("project"),
+            code="PROJECT_NOT_FOUND",
+            refine=lambda qs: qs.select_related("organization", "allocation__pool"),
+        )
         body = whatif.what_if(user=request.user, project=project, **data)
         return Response(WhatIfResultSerializer(body).data)
 
