@@ -146,7 +146,18 @@ class CurrentCostsSerializer(serializers.Serializer):
 # --- GET /costs/history ----------------------------------------------------------------------------------------------
 
 
-class HistoryQuerySerializer(serializers.Serializer):
+class _QuerySerializer(serializers.Serializer):
+    """Query parameters: one given empty (`?start_date=`) is an error, not the same as leaving it out (DRF
+    would take an empty optional field from a query string as absent)."""
+
+    def to_internal_value(self, data):
+        blank = {name: ["May not be empty."] for name in self.fields if name in data and data.get(name) == ""}
+        if blank:
+            raise serializers.ValidationError(blank)
+        return super().to_internal_value(data)
+
+
+class HistoryQuerySerializer(_QuerySerializer):
     start_date = serializers.DateField(required=False, help_text="ISO 8601 date; default 29 days before end_date.")
     end_date = serializers.DateField(required=False, help_text="ISO 8601 date, inclusive; default today.")
     granularity = serializers.ChoiceField(choices=["daily", "weekly", "monthly"], default="daily")
@@ -187,7 +198,7 @@ class CostHistorySerializer(serializers.Serializer):
     not_included = NotIncludedField()
 
 
-class ExportQuerySerializer(serializers.Serializer):
+class ExportQuerySerializer(_QuerySerializer):
     start_date = serializers.DateField(required=False, help_text="ISO 8601 date; default 29 days before end_date.")
     end_date = serializers.DateField(required=False, help_text="ISO 8601 date, inclusive; default today.")
     project = serializers.CharField(required=False, help_text="Project id or name.")

@@ -291,6 +291,8 @@ def test_it_defaults_history_to_the_last_30_days_in_the_organizations_time_zone(
         ("start_date=2025-01-01&end_date=2026-06-01", "start_date"),
         ("granularity=hourly", "granularity"),
         ("group_by=template", "group_by"),
+        ("start_date=", "start_date"),
+        ("granularity=", "granularity"),
     ],
 )
 def test_it_refuses_invalid_history_queries(owner_client, query, field):
