@@ -1,7 +1,9 @@
-"""The price book: what storage costs per region. Instance types keep their table (workspaces/sizing.py).
+"""The price book: what storage and compute cost per region.
 
 Lines come from the database (budgets.Price, rebuilt by `manage.py prices_refresh` from the AWS Price List
-API) and, for a line the database lacks, from the prices Carrel ships (budgets/storage_prices.yaml).
+API, see budgets/pricing_api.py) and, for a line the database lacks, from the prices Carrel ships: storage in
+budgets/storage_prices.yaml, instance types in workspaces/instance_types.yaml (read by workspaces/sizing.py,
+whose `hourly_rate` asks `listed_hourly_rate` first).
 """
 
 import functools
@@ -16,7 +18,7 @@ from platform_site.errors import ValidationFailed
 
 SHIPPED_PATH = Path(__file__).with_name("storage_prices.yaml")
 VOLUME_TYPES = ("gp3", "gp2", "io1", "io2", "st1", "sc1")
-UNIT_OF_DIMENSION = {"storage": "GB-month", "iops": "IOPS-month", "throughput": "MBps-month"}
+UNIT_OF_DIMENSION = {"storage": "GB-month", "iops": "IOPS-month", "throughput": "MBps-month", "hour": "hour"}
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,19 @@ def shipped_lines() -> dict[tuple[str, str, str, str], PriceLine]:
     return dict(_shipped())
 
 
+@functools.cache
+def _free_units() -> dict[tuple[str, str], Decimal]:
+    raw = yaml.safe_load(SHIPPED_PATH.read_text()).get("free_units", {})
+    return {
+        (variant, dimension): Decimal(str(units)) for variant, dims in raw.items() for dimension, units in dims.items()
+    }
+
+
+def free_units_of(variant: str, dimension: str) -> Decimal:
+    """Units a volume type includes at no charge (gp3: 3,000 IOPS, 125 MB/s); the Price List does not say so."""
+    return _free_units().get((variant, dimension), Decimal(0))
+
+
 def price_of(region: str, product: str, variant: str, dimension: str) -> PriceLine | None:
     """The price book's line, the database's first; None when nobody knows the price."""
     from budgets.models import Price
@@ -73,6 +88,58 @@ def price_of(region: str, product: str, variant: str, dimension: str) -> PriceLi
     if row is not None:
         return PriceLine(*row)
     return _shipped().get((region, product, variant, dimension))
+
+
+def listed_hourly_rate(region: str, instance_type: str) -> Decimal | None:
+    """The price book's on-demand hourly rate for an instance type (one query), None when only the shipped
+    catalog (workspaces/instance_types.yaml) knows it."""
+    from budgets.models import Price
+
+    return (
+        Price.objects.filter(
+            region=region, product=Price.Product.COMPUTE, variant=instance_type, dimension=Price.Dimension.HOUR
+        )
+        .values_list("price", flat=True)
+        .first()
+    )
+
+
+@dataclass(frozen=True)
+class BookLine:
+    """One line of the price book as displayed: `price` USD per `unit`, above `free_units` included ones."""
+
+    region: str
+    product: str
+    variant: str
+    dimension: str
+    price: Decimal
+    unit: str
+    free_units: Decimal
+    as_of: date | None  # None: shipped with the code (instance types carry no date)
+    source: str  # "shipped" or "aws-price-list"
+
+
+def book(region: str | None = None) -> list[BookLine]:
+    """The current price book (every region, or one): the database's lines over the shipped ones. One query."""
+    from budgets.models import Price
+    from workspaces import sizing
+
+    lines: dict[tuple[str, str, str, str], BookLine] = {}
+    for (line_region, product, variant, dimension), line in _shipped().items():
+        unit = UNIT_OF_DIMENSION[dimension]
+        key = (line_region, product, variant, dimension)
+        lines[key] = BookLine(*key, line.price, unit, line.free_units, line.as_of, line.source)
+    for spec in sizing.instance_types().values():
+        for line_region, price in spec.on_demand.items():
+            key = (line_region, "compute", spec.name, "hour")
+            lines[key] = BookLine(*key, price, "hour", Decimal(0), None, "shipped")
+    rows = Price.objects.all() if region is None else Price.objects.filter(region=region)
+    for row in rows:
+        key = (row.region, row.product, row.variant, row.dimension)
+        lines[key] = BookLine(
+            *key, row.price, UNIT_OF_DIMENSION.get(row.dimension, row.dimension), row.free_units, row.as_of, row.source
+        )
+    return [lines[key] for key in sorted(lines) if region is None or key[0] == region]
 
 
 def storage_lines(

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
 import boto3
@@ -51,6 +52,12 @@ TRANSIENT_CODES = {
     "RequestTimeout",
 }
 DESCRIBE_BATCH = 200
+# EBS volume types that accept provisioned IOPS / throughput in a block device mapping (EC2 refuses them elsewhere).
+IOPS_VOLUME_TYPES = frozenset({"gp3", "io1", "io2"})
+THROUGHPUT_VOLUME_TYPES = frozenset({"gp3"})
+SPOT_PRODUCT_DESCRIPTION = "Linux/UNIX"
+# One current price per availability zone: the largest region has six, so one small page holds them all.
+SPOT_PRICE_MAX_RESULTS = 20
 
 
 class CloudError(Exception):
@@ -110,6 +117,9 @@ class LaunchSpec:
     tags: dict[str, str]
     root_volume_gb: int
     root_volume_type: str = "gp3"
+    # Provisioned performance: IOPS for gp3/io1/io2, throughput (MiB/s) for gp3 only; None takes EC2's default.
+    root_volume_iops: int | None = None
+    root_volume_throughput: int | None = None
     hibernate: bool = False
     spot: bool = False
     subnet_id: str = ""
@@ -273,18 +283,7 @@ class AwsProvider:
             "ClientToken": spec.workspace_id,
             "SecurityGroupIds": [spec.security_group_id],
             "UserData": spec.user_data,
-            "BlockDeviceMappings": [
-                {
-                    "DeviceName": root_device,
-                    "Ebs": {
-                        "VolumeSize": spec.root_volume_gb,
-                        "VolumeType": spec.root_volume_type,
-                        "DeleteOnTermination": True,
-                        # Hibernation writes RAM to the root volume, which must then be encrypted.
-                        "Encrypted": True,
-                    },
-                }
-            ],
+            "BlockDeviceMappings": [{"DeviceName": root_device, "Ebs": _root_ebs(spec)}],
             "TagSpecifications": [
                 {"ResourceType": "instance", "Tags": _tag_list({**spec.tags, "Name": spec.name})},
                 {"ResourceType": "volume", "Tags": _tag_list(spec.tags)},
@@ -306,6 +305,33 @@ class AwsProvider:
         if spec.key_name:
             params["KeyName"] = spec.key_name
         return _instances(self._call("RunInstances", **params))[0]
+
+    def spot_price(self, instance_type: str, availability_zone: str | None = None) -> Decimal | None:
+        """The current Linux/UNIX spot price, USD per hour: the newest price in `availability_zone`, or the
+        lowest across the region's zones when none is given; None when EC2 quotes none (type not offered)."""
+        params: dict[str, Any] = {
+            "InstanceTypes": [instance_type],
+            "ProductDescriptions": [SPOT_PRODUCT_DESCRIPTION],
+            # From now: EC2 answers the price in effect now (the last change before it) for each zone.
+            "StartTime": datetime.now(UTC),
+            "MaxResults": SPOT_PRICE_MAX_RESULTS,
+        }
+        if availability_zone:
+            params["Filters"] = [{"Name": "availability-zone", "Values": [availability_zone]}]
+        history = self._call("DescribeSpotPriceHistory", **params).get("SpotPriceHistory", [])
+        newest: dict[str, tuple[datetime, Decimal]] = {}
+        for entry in history:
+            zone = entry.get("AvailabilityZone", "")
+            if entry.get("InstanceType") != instance_type or (availability_zone and zone != availability_zone):
+                continue
+            try:
+                price = Decimal(str(entry["SpotPrice"]))
+            except (KeyError, InvalidOperation):
+                continue
+            stamp = entry.get("Timestamp") or datetime.min.replace(tzinfo=UTC)
+            if zone not in newest or stamp > newest[zone][0]:
+                newest[zone] = (stamp, price)
+        return min((price for _, price in newest.values()), default=None)
 
     def describe(self, instance_ids: Iterable[str]) -> dict[str, InstanceInfo]:
         """Many instances in few calls. Ids the provider does not know are simply absent."""
@@ -465,6 +491,22 @@ IMAGE_SOURCES = {
     "rocky-9": ("792107900819", "Rocky-9-EC2-Base-9.*x86_64"),
     "amazon-linux-2023": ("137112412989", "al2023-ami-2023.*-x86_64"),
 }
+
+
+def _root_ebs(spec: LaunchSpec) -> dict[str, Any]:
+    ebs: dict[str, Any] = {
+        "VolumeSize": spec.root_volume_gb,
+        "VolumeType": spec.root_volume_type,
+        "DeleteOnTermination": True,
+        # Hibernation writes RAM to the root volume, which must then be encrypted.
+        "Encrypted": True,
+    }
+    # EC2 rejects Iops on gp2/st1/sc1 and Throughput on anything but gp3; the price book bills neither there.
+    if spec.root_volume_iops and spec.root_volume_type in IOPS_VOLUME_TYPES:
+        ebs["Iops"] = spec.root_volume_iops
+    if spec.root_volume_throughput and spec.root_volume_type in THROUGHPUT_VOLUME_TYPES:
+        ebs["Throughput"] = spec.root_volume_throughput
+    return ebs
 
 
 def _tag_list(tags: dict[str, str]) -> list[dict[str, str]]:

@@ -1,7 +1,8 @@
 """Which EC2 instance type a workspace gets, and what it costs per hour.
 
-Pure functions over the catalog shipped in `workspaces/instance_types.yaml` (no database, no
-cloud calls). Prices are `decimal.Decimal`, never float.
+Functions over the catalog shipped in `workspaces/instance_types.yaml` (no cloud calls). Only
+`hourly_rate` reads the database: the price book's line (budgets.Price, filled by
+`manage.py prices_refresh`) wins over the shipped price. Prices are `decimal.Decimal`, never float.
 """
 
 import functools
@@ -80,7 +81,6 @@ class InstanceType:
 class _Catalog:
     types: Mapping[str, InstanceType]
     regions: tuple[str, ...]
-    spot_discount: Decimal
 
 
 def _decimal(value: Any, where: str) -> Decimal:
@@ -118,11 +118,7 @@ def _catalog() -> _Catalog:
                 {region: _decimal(price, f"{name} {region}") for region, price in spec["on_demand"].items()}
             ),
         )
-    return _Catalog(
-        types=MappingProxyType(types),
-        regions=regions,
-        spot_discount=_decimal(raw["spot_discount"], "spot_discount"),
-    )
+    return _Catalog(types=MappingProxyType(types), regions=regions)
 
 
 def instance_types() -> Mapping[str, InstanceType]:
@@ -133,11 +129,6 @@ def instance_types() -> Mapping[str, InstanceType]:
 def regions() -> tuple[str, ...]:
     """The regions the price table covers."""
     return _catalog().regions
-
-
-def spot_discount() -> Decimal:
-    """An estimate: spot capacity costs this fraction of the on-demand rate (0.35 = 35%)."""
-    return _catalog().spot_discount
 
 
 def get_instance_type(name: str) -> InstanceType:
@@ -185,16 +176,23 @@ def size_instance_type(size: str, workload: str = DEFAULT_WORKLOAD) -> InstanceT
 
 
 def hourly_rate(instance_type: InstanceType | str, region: str, *, spot: bool = False) -> Decimal:
-    """USD per hour, quantized to 4 decimal places (ROUND_HALF_UP); spot applies the estimated discount."""
+    """The on-demand rate, USD per hour, quantized to 4 decimal places (ROUND_HALF_UP).
+
+    The price book's line (budgets.Price: compute, the type, hour; one query) wins over the shipped
+    catalog's price. `spot=True` returns the same on-demand rate: before a spot instance runs its price
+    is not known (it moves per availability zone; `cloud.AwsProvider.spot_price` reads it), and spot
+    never bills above on-demand, so the on-demand rate is an upper bound, never an underestimate.
+    """
+    from budgets.prices import listed_hourly_rate
+
     spec = instance_type if isinstance(instance_type, InstanceType) else get_instance_type(instance_type)
     _require_region(region)
-    rate = spec.on_demand[region]
-    if spot:
-        rate *= spot_discount()
+    listed = listed_hourly_rate(region, spec.name)
+    rate = listed if listed is not None else spec.on_demand[region]
     return rate.quantize(RATE_QUANTUM, rounding=ROUND_HALF_UP)
 
 
-def _describe(cpu_cores, memory_gb, gpu: str | None) -> str:
+def _describe(cpu_cores: float | Decimal, memory_gb: float | Decimal, gpu: str | None) -> str:
     described = f"{cpu_cores} vCPU, {memory_gb} GiB memory"
     return f"{described} and a GPU matching '{gpu}'" if gpu else described
 

@@ -191,6 +191,7 @@ def test_cheapest_for_refuses_an_unpriced_region():
 # --- hourly rates -----------------------------------------------------------------------------------
 
 
+@pytest.mark.django_db
 def test_it_returns_exact_decimal_rates_quantized_to_four_places():
     rate = sizing.hourly_rate("t3.medium", "us-east-1")
     assert rate == Decimal("0.0416") and isinstance(rate, Decimal)
@@ -201,16 +202,32 @@ def test_it_returns_exact_decimal_rates_quantized_to_four_places():
     assert sizing.hourly_rate("g4dn.xlarge", "us-east-1") == Decimal("0.5260")
 
 
-def test_spot_applies_the_estimated_discount_rounding_half_up():
-    assert sizing.spot_discount() == Decimal("0.35")
-    assert isinstance(sizing.spot_discount(), Decimal)
-    # 0.0416 × 0.35 = 0.01456
-    assert sizing.hourly_rate("t3.medium", "us-east-1", spot=True) == Decimal("0.0146")
-    # 0.587 × 0.35 = 0.20545: half-up gives 0.2055 (banker's rounding would give 0.2054)
-    assert sizing.hourly_rate("g4dn.xlarge", "eu-west-1", spot=True) == Decimal("0.2055")
+@pytest.mark.django_db
+def test_spot_is_priced_at_on_demand_an_upper_bound_no_assumed_discount():
+    assert not hasattr(sizing, "spot_discount")
     for name in REQUIRED_TYPES:
-        on_demand = sizing.hourly_rate(name, "us-east-1")
-        assert sizing.hourly_rate(name, "us-east-1", spot=True) < on_demand
+        for region in REGIONS:
+            assert sizing.hourly_rate(name, region, spot=True) == sizing.hourly_rate(name, region)
+
+
+@pytest.mark.django_db
+def test_the_price_book_wins_over_the_shipped_catalog_in_one_query(django_assert_num_queries):
+    from budgets.models import Price
+
+    Price.objects.create(
+        region="eu-west-1",
+        product="compute",
+        variant="t3.medium",
+        dimension="hour",
+        price=Decimal("0.04565"),
+        as_of="2026-12-01",
+        source="aws-price-list",
+    )
+    with django_assert_num_queries(1):
+        # 0.04565 rounds half up to 0.0457 (banker's rounding would give 0.0456)
+        assert sizing.hourly_rate("t3.medium", "eu-west-1") == Decimal("0.0457")
+    assert sizing.hourly_rate("t3.medium", "eu-west-1", spot=True) == Decimal("0.0457")
+    assert sizing.hourly_rate("t3.medium", "us-east-1") == Decimal("0.0416")  # no line there: the catalog's
 
 
 def test_hourly_rate_refuses_unknown_types_and_regions():
