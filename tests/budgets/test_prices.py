@@ -188,27 +188,24 @@ def test_identical_lines_from_two_skus_agree():
 
 
 def test_it_asks_the_price_list_api_in_us_east_1_page_after_page():
-    client = boto3.client(
-        "pricing", region_name=pricing_api.PRICING_API_REGION, aws_access_key_id="x", aws_secret_access_key="y"
-    )
-    assert client.meta.region_name == "us-east-1"
-    pages = {name: json.loads((RECORDED / name).read_text()) for name in ("ec2_ebs_eu-west-1_1.json",)}
-    first_page = pages["ec2_ebs_eu-west-1_1.json"]
+    assert pricing_api.pricing_client().meta.region_name == "us-east-1"  # wherever the region priced is
+    client = boto3.client("pricing", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="y")
+    first, second = (json.loads((RECORDED / f"ec2_ebs_eu-west-1_{n}.json").read_text()) for n in (1, 2))
+    empty = {"FormatVersion": "aws_v1", "PriceList": []}
     with Stubber(client) as stub:
         for service_code, filters in pricing_api.queries("eu-west-1"):
             params = {"ServiceCode": service_code, "Filters": filters, "FormatVersion": "aws_v1", "MaxResults": 100}
-            if filters[1]["Value"] == "Storage" and service_code == "AmazonEC2":
-                stub.add_response("get_products", first_page, params)
-                stub.add_response(
-                    "get_products",
-                    {"FormatVersion": "aws_v1", "PriceList": []},
-                    {**params, "NextToken": first_page["NextToken"]},
-                )
+            if (
+                service_code == "AmazonEC2"
+                and {"Type": "TERM_MATCH", "Field": "productFamily", "Value": "Storage"} in filters
+            ):
+                stub.add_response("get_products", first, params)  # it carries a NextToken: the next call sends it
+                stub.add_response("get_products", second, {**params, "NextToken": first["NextToken"]})
             else:
-                stub.add_response("get_products", {"FormatVersion": "aws_v1", "PriceList": []}, params)
+                stub.add_response("get_products", empty, params)
         entries = list(pricing_api.fetch_price_list(["eu-west-1"], client=client))
         stub.assert_no_pending_responses()
-    assert entries == first_page["PriceList"]
+    assert entries == first["PriceList"] + second["PriceList"]
     families = {
         f["Value"] for _, filters in pricing_api.queries("eu-west-1") for f in filters if f["Field"] == "productFamily"
     }
