@@ -218,11 +218,14 @@ def close_for_transition(
     at: datetime,
     transition: StateTransition,
     launch_time: datetime | None = None,
+    new_rate: Decimal | None = None,
 ) -> dict[str, Any]:
     """Write the interval [ledger_through, at] that `transition` (from_state → to_state, at `at`) ends.
 
-    Call under the workspace's row lock, with `workspace` as locked (its ledger fields fresh). Returns the
-    ledger fields to store on the workspace along with its new state."""
+    Call under the workspace's row lock, with `workspace` as locked (its ledger fields fresh). `new_rate` is
+    the rate the transition sets: when it reports a start as running (a spot instance's price is known only
+    then), the run's pending part is billed at it too. Returns the ledger fields to store on the workspace
+    along with its new state."""
     writer = _writer(workspace, transition)
     cursor = workspace.ledger_through
     run_started = workspace.run_started_at
@@ -246,7 +249,10 @@ def close_for_transition(
         elif compute_start is not None and from_state == S.LAUNCHING:
             writer.storage(compute_start, at)  # the volume was created with the instance
             volume = True
-        entries = writer.compute(compute_start, at, rate=workspace.hourly_rate) if compute_start else []
+        rate = workspace.hourly_rate
+        if new_rate is not None and to_state == S.RUNNING and from_state in IN_RUN - {S.RUNNING}:
+            rate = new_rate
+        entries = writer.compute(compute_start, at, rate=rate) if compute_start else []
         run_seconds += sum((entry.quantity for entry in entries), Decimal(0))
         if compute_start is not None and to_state not in IN_RUN:
             if not entries and run_seconds < MINIMUM_RUN_SECONDS:

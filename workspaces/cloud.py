@@ -100,6 +100,7 @@ class InstanceInfo:
     tags: dict[str, str]
     # When the last state change was initiated, from StateTransitionReason ("User initiated (… GMT)").
     transition_time: datetime | None = None
+    availability_zone: str | None = None
 
     @property
     def workspace_id(self) -> str | None:
@@ -562,6 +563,7 @@ def _instances(response: Mapping[str, Any]) -> list[InstanceInfo]:
                     hibernation_configured=bool(raw.get("HibernationOptions", {}).get("Configured")),
                     state_reason=(raw.get("StateReason") or {}).get("Message", ""),
                     transition_time=transition_time(raw.get("StateTransitionReason") or ""),
+                    availability_zone=(raw.get("Placement") or {}).get("AvailabilityZone"),
                     tags={tag["Key"]: tag["Value"] for tag in raw.get("Tags", [])},
                 )
             )

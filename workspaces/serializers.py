@@ -83,6 +83,32 @@ class WorkspaceSerializer(serializers.ModelSerializer):
 class StorageSerializer(serializers.Serializer):
     ebs_volume_size = strict.IntegerField(min_value=8, max_value=16384, required=False)
     ebs_volume_type = strict.ChoiceField(choices=["gp3", "gp2", "io2"], required=False)
+    iops = strict.IntegerField(
+        min_value=100,
+        max_value=64000,
+        required=False,
+        help_text="Provisioned IOPS: gp3 3000–16000 (3000 included in the price), io2 100–64000 (required).",
+    )
+    throughput = strict.IntegerField(
+        min_value=125, max_value=1000, required=False, help_text="gp3 only: MB/s, 125–1000 (125 included)."
+    )
+
+    def validate(self, attrs: dict) -> dict:
+        # EC2's rules for the root volume (RunInstances refuses anything else).
+        volume_type = attrs.get("ebs_volume_type") or "gp3"
+        iops, throughput = attrs.get("iops"), attrs.get("throughput")
+        errors: dict[str, list[str]] = {}
+        if iops is not None and volume_type == "gp2":
+            errors["iops"] = ["gp2 volumes take no provisioned IOPS."]
+        elif iops is not None and volume_type == "gp3" and not 3000 <= iops <= 16000:
+            errors["iops"] = ["gp3 takes 3000 to 16000 IOPS."]
+        if volume_type == "io2" and iops is None:
+            errors["iops"] = ["io2 volumes need provisioned IOPS."]
+        if throughput is not None and volume_type != "gp3":
+            errors["throughput"] = ["Only gp3 volumes take a throughput."]
+        if errors:
+            raise serializers.ValidationError(errors)
+        return attrs
 
 
 class ConfigurationSerializer(serializers.Serializer):

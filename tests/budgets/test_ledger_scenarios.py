@@ -181,3 +181,47 @@ def test_it_applies_the_organizations_negotiated_discount(clock, owner, project,
     compute_rows = CostEntry.objects.filter(workspace=workspace, kind="compute")
     assert sum(row.amount for row in compute_rows) == Decimal("0.17") * Decimal("0.875")
     assert {row.discount_percent for row in compute_rows} == {Decimal("12.5")}
+
+
+def test_a_spot_workspace_is_billed_at_the_spot_price_ec2_quotes_when_it_starts(clock, owner, project, account):
+    launched = services.workspace_launch(
+        actor=owner, project=project, name="spot-box", template="Python Machine Learning", size="S", spot=True
+    )
+    assert launched.workspace.hourly_rate == Decimal("0.1700")  # on-demand until the price is known: an upper bound
+    services.workspace_provision(job_id=launched.job.pk)
+    workspace = Workspace.objects.select_related("cloud_account").get(pk=launched.workspace.pk)
+    quoted = services.provider_for(workspace).spot_price("c5.xlarge", None)
+    assert quoted is not None
+    zone_price = workspace.hourly_rate
+    assert zone_price != Decimal("0.1700")
+    running = workspace.transitions.get(to_state="running")
+    assert running.hourly_rate == zone_price  # recorded on the transition
+    clock.advance(3600)
+    workspace = act(owner, workspace, "stop")
+    assert {row.rate for row in CostEntry.objects.filter(workspace=workspace, kind="compute")} == {zone_price}
+
+
+def test_it_prices_provisioned_iops_and_throughput_above_gp3s_baseline(owner_client, project, account):
+    from tests.conftest import assert_error
+
+    body = {"name": "fast-disk", "template": "Python Machine Learning", "size": "S", "project": project.id}
+    storage = {"ebs_volume_size": 100, "ebs_volume_type": "gp3", "iops": 4000, "throughput": 250}
+    response = owner_client.post("/api/v1/instances/launch", {**body, "storage": storage}, format="json")
+    assert response.status_code == 202, response.content
+    workspace = Workspace.objects.get(name="fast-disk")
+    assert workspace.storage_lines == [
+        {"item": "gp3 storage", "units": "100", "unit": "GB-month", "rate": "0.08"},
+        {"item": "gp3 iops", "units": "1000", "unit": "IOPS-month", "rate": "0.005"},
+        {"item": "gp3 throughput", "units": "125", "unit": "MBps-month", "rate": "0.04"},
+    ]
+    assert workspace.storage_monthly_rate == Decimal("8") + Decimal("5") + Decimal("5")
+    for bad, field in (
+        ({"ebs_volume_type": "gp2", "iops": 4000}, "iops"),
+        ({"ebs_volume_type": "io2"}, "iops"),
+        ({"ebs_volume_type": "gp3", "iops": 20000}, "iops"),
+        ({"ebs_volume_type": "io2", "iops": 5000, "throughput": 300}, "throughput"),
+    ):
+        error = assert_error(
+            owner_client.post("/api/v1/instances/launch", {**body, "name": "bad", "storage": bad}, format="json"), 400
+        )
+        assert field in str(error.get("fields")), (bad, error)

@@ -20,7 +20,7 @@ from workspaces.models import (
 )
 from workspaces.services.access import S, StillWaiting, require_can_manage, validate_workspace_name
 from workspaces.services.profiles import provider_for
-from workspaces.services.provisioning import observe
+from workspaces.services.provisioning import observe, spot_rate
 from workspaces.services.transitions import record_transition
 
 logger = logging.getLogger("carrel.workspaces")
@@ -223,6 +223,7 @@ def workspace_drive(*, workspace_id: str, action: str, issued: bool = False) -> 
             expected_from=[spec.during],
             reason="the provider reports running",
             cloud_launch_time=info.launch_time,
+            **spot_rate(provider, workspace, info),
             public_ip=info.public_ip,
             private_ip=info.private_ip,
         )

@@ -2,6 +2,7 @@
 
 import logging
 from datetime import timedelta
+from decimal import ROUND_HALF_UP, Decimal
 
 from django.conf import settings
 from django.utils import timezone
@@ -135,6 +136,22 @@ def workspace_provision(*, job_id: str) -> None:
         raise
 
 
+def spot_rate(provider: cloud.AwsProvider, workspace: Workspace, info: cloud.InstanceInfo) -> dict[str, Decimal]:
+    """For a spot instance that has just started: the spot price in its zone now (EC2's
+    DescribeSpotPriceHistory), to record as its rate for this run; no assumed discount. Empty when it is not
+    spot or EC2 quotes nothing (the rate stays the on-demand one, an upper bound)."""
+    if not workspace.spot:
+        return {}
+    try:
+        price = provider.spot_price(workspace.instance_type, info.availability_zone)
+    except cloud.CloudError as error:
+        logger.warning("No spot price for %s (%s); keeping %s/h", workspace.pk, error, workspace.hourly_rate)
+        return {}
+    if price is None:
+        return {}
+    return {"hourly_rate": price.quantize(Decimal("0.0001"), rounding=ROUND_HALF_UP)}
+
+
 def _finish_launch(job: ProvisionJob, workspace: Workspace, info: cloud.InstanceInfo) -> None:
     moved = record_transition(
         workspace=workspace,
@@ -142,6 +159,7 @@ def _finish_launch(job: ProvisionJob, workspace: Workspace, info: cloud.Instance
         expected_from=[S.LAUNCHING],
         reason="the provider reports running",
         cloud_launch_time=info.launch_time,
+        **(spot_rate(provider_for(workspace), workspace, info) if workspace.spot else {}),
         public_ip=info.public_ip,
         private_ip=info.private_ip,
         launch_time=info.launch_time or timezone.now(),
@@ -191,6 +209,8 @@ def _adopt_or_launch(
                 tags=resource_tags(workspace),
                 root_volume_gb=workspace.root_volume_gb,
                 root_volume_type=workspace.root_volume_type,
+                root_volume_iops=workspace.root_volume_iops,
+                root_volume_throughput=workspace.root_volume_throughput,
                 hibernate=workspace.hibernation_capable,
                 spot=workspace.spot,
                 subnet_id=account.subnet_id,

@@ -90,6 +90,7 @@ def record_transition(
                 at=effective,
                 transition=transition,
                 launch_time=cloud_launch_time,
+                new_rate=fields.get("hourly_rate"),
             )
             updated = Workspace.objects.filter(pk=workspace.pk, state=current).update(
                 state=to_state, state_changed_at=now, updated_at=now, **ledger_fields, **fields
