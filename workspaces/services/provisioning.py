@@ -3,6 +3,7 @@
 import logging
 from datetime import timedelta
 from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
 
 from django.conf import settings
 from django.utils import timezone
@@ -136,7 +137,7 @@ def workspace_provision(*, job_id: str) -> None:
         raise
 
 
-def spot_rate(provider: cloud.AwsProvider, workspace: Workspace, info: cloud.InstanceInfo) -> dict[str, Decimal]:
+def spot_rate(provider: cloud.AwsProvider, workspace: Workspace, info: cloud.InstanceInfo) -> dict[str, Any]:
     """For a spot instance that has just started: the spot price in its zone now (EC2's
     DescribeSpotPriceHistory), to record as its rate for this run; no assumed discount. Empty when it is not
     spot or EC2 quotes nothing (the rate stays the on-demand one, an upper bound)."""
