@@ -13,7 +13,7 @@ from django.core.exceptions import ValidationError
 from django.template import engines
 from django.template.response import TemplateResponse
 
-from budgets.models import Allocation, BudgetAlert, BudgetPool, CostEntry, MemberCap, Price, Reservation
+from budgets.models import Allocation, BudgetAlert, BudgetPool, CostDay, CostEntry, MemberCap, Price, Reservation
 from budgets.services import pools as services
 from platform_site.errors import CarrelError
 
@@ -322,3 +322,14 @@ class BudgetAlertAdmin(ReadOnlyAdmin):
     list_display = ["created_at", "kind", "pool", "project", "threshold", "spent", "limit"]
     list_filter = ["kind"]
     search_fields = ["project__name", "pool__name", "message"]
+
+
+@admin.register(CostDay)
+class CostDayAdmin(ReadOnlyAdmin):
+    """The ledger's daily totals per project and kind (kept by budgets.ledger)."""
+
+    list_display = ["day", "project", "kind", "amount"]
+    list_filter = ["kind"]
+    search_fields = ["project__name", "project__id"]
+    list_select_related = ["project"]
+    date_hierarchy = "day"

@@ -19,16 +19,16 @@ re-running a close writes nothing new, and a worker killed in the middle leaves 
 import calendar
 import zoneinfo
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F, Value
 from django.db.models.functions import Greatest
 from django.utils import timezone
 
-from budgets.models import Allocation, CostEntry, Reservation
+from budgets.models import Allocation, CostDay, CostEntry, Reservation
 from workspaces.models import StateTransition, Workspace, WorkspaceState
 
 S = WorkspaceState
@@ -286,13 +286,43 @@ def close_for_transition(
 
 
 def _save(writer: _Writer, *, run_ended: bool) -> None:
-    """Write the rows and let them replace the cost held for the workspace (released when its run ends)."""
+    """Write the rows, add them to the daily rollup, and let them replace the cost held for the workspace
+    (released when its run ends)."""
     CostEntry.objects.bulk_create(writer.rows)
+    roll_up(writer.rows)
     held = Reservation.objects.filter(workspace_id=writer.workspace.pk, released_at__isnull=True)
     if run_ended:
         held.update(remaining=Decimal(0), released_at=timezone.now())
     elif writer.rows:
         held.update(remaining=Greatest(F("remaining") - Value(writer.total()), Value(Decimal(0))))
+
+
+def roll_up(rows: list[CostEntry]) -> None:
+    """Add the rows to the running totals: CostDay (project, day, kind) with one upsert that increments in SQL,
+    so concurrent writers never lose an addition (keys in a fixed order, so two writers cannot deadlock on them),
+    and each workspace's `cost_closed`."""
+    by_workspace: dict[str, Decimal] = {}
+    for row in rows:
+        by_workspace[row.workspace_id] = by_workspace.get(row.workspace_id, Decimal(0)) + row.amount
+    for workspace_id, amount in sorted(by_workspace.items()):
+        Workspace.objects.filter(pk=workspace_id).update(cost_closed=F("cost_closed") + amount)
+    totals: dict[tuple[str, date, str], Decimal] = {}
+    for row in rows:
+        key = (row.project_id, row.day, row.kind)
+        totals[key] = totals.get(key, Decimal(0)) + row.amount
+    if not totals:
+        return
+    table = connection.ops.quote_name(CostDay._meta.db_table)
+    values = ", ".join(["(%s, %s, %s, %s)"] * len(totals))
+    params: list[Any] = []
+    for (project_id, day, kind), amount in sorted(totals.items()):
+        params += [project_id, day, kind, amount]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (project_id, day, kind, amount) VALUES {values} "  # noqa: S608 (no user input)
+            f"ON CONFLICT (project_id, day, kind) DO UPDATE SET amount = {table}.amount + EXCLUDED.amount",
+            params,
+        )
 
 
 def close_day(*, workspace_id: str, now: datetime | None = None) -> int:

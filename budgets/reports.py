@@ -27,6 +27,7 @@ from accounts.models import User
 from budgets import ledger
 from budgets.models import Allocation, BudgetAlert, CostEntry
 from budgets.selectors import HOUR, ZERO, money
+from budgets.services.periods import current_period, month_of
 from projects.models import Project
 from workspaces.models import StateTransition, Workspace, WorkspaceState
 
@@ -72,9 +73,8 @@ def local_midnight(day: date, zone: zoneinfo.ZoneInfo) -> datetime:
 
 def month_bounds(now: datetime, zone: zoneinfo.ZoneInfo) -> tuple[datetime, datetime]:
     """The local calendar month containing `now`: its first midnight and the next month's."""
-    first = now.astimezone(zone).date().replace(day=1)
-    following = (first + timedelta(days=32)).replace(day=1)
-    return local_midnight(first, zone), local_midnight(following, zone)
+    month = month_of(now, zone)
+    return month.start, month.end
 
 
 def burn_window_start(now: datetime, zone: zoneinfo.ZoneInfo) -> datetime:
@@ -90,12 +90,12 @@ def allocation_of(project: Project) -> Allocation | None:
 
 
 def period_of(allocation: Allocation, now: datetime, zone: zoneinfo.ZoneInfo) -> tuple[datetime, datetime]:
-    """The budget period the allocation's amount is for: the calendar month for a monthly pool, else the
-    pool's whole term. The end is the allocation's own end date when it has one (runway stops there)."""
-    pool = allocation.pool
-    if pool.period == pool.Period.MONTHLY:
-        return month_bounds(now, zone)
-    return pool.start_date, allocation.end_date or pool.end_date
+    """The budget period the allocation's amount is for (budgets.services.periods). For a whole-term pool the
+    end is the allocation's own end date when it has one (runway stops there)."""
+    period = current_period(allocation.pool, zone=zone, now=now)
+    if allocation.pool.period == allocation.pool.Period.MONTHLY:
+        return period.start, period.end
+    return period.start, allocation.end_date or period.end
 
 
 def since(moment: datetime, zone: zoneinfo.ZoneInfo) -> Q:

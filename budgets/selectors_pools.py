@@ -12,14 +12,15 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
+from zoneinfo import ZoneInfo
 
 from django.db.models import Q, Sum
 from django.utils import timezone
 
 from budgets import ledger
-from budgets.models import Allocation, BudgetAlert, BudgetPool, CostEntry, MemberCap
+from budgets.models import Allocation, BudgetAlert, BudgetPool, CostDay, CostEntry, MemberCap
 from budgets.selectors import ZERO, money, open_workspaces
-from budgets.services.periods import month_of
+from budgets.services.periods import current_period
 from platform_site.actors import Caller
 
 __all__ = ["ZERO", "money"]
@@ -30,35 +31,42 @@ Window = tuple[datetime, datetime]
 
 
 def period_window(pool: BudgetPool, *, now: datetime) -> Window:
-    """The pool's current period. A monthly pool's is this calendar month in the organization's time zone,
-    within the pool's dates. Needs `pool.organization` loaded (select_related) for monthly pools."""
-    if pool.period != BudgetPool.Period.MONTHLY:
-        return pool.start_date, pool.end_date
-    # The month as enforcement counts it (budgets.services.periods), within the pool's own dates.
-    month = month_of(now, ledger.zone_of(pool.organization.time_zone))
-    start, end = max(month.start, pool.start_date), min(month.end, pool.end_date)
-    return start, max(start, end)
+    """The pool's current period (budgets.services.periods). Needs `pool.organization` loaded."""
+    period = current_period(pool, zone=ledger.zone_of(pool.organization.time_zone), now=now)
+    return period.start, period.end
 
 
-def spent_by_project(windows: Mapping[str, Window], *, now: datetime) -> dict[str, Decimal]:
-    """Each project's spend inside its window: closed rows summed in one GROUP BY, open intervals in one query."""
+def spent_by_project(
+    windows: Mapping[str, Window], *, now: datetime, zones: Mapping[str, ZoneInfo] | None = None
+) -> dict[str, Decimal]:
+    """Each project's spend inside its window, in three queries however long the windows are: whole days from
+    the daily rollup (CostDay), the window's first and last days from the ledger's rows (an entry never crosses
+    a day in the organization's time zone, `zones[project_id]`, UTC when missing), open intervals priced now."""
     spent = {project_id: ZERO for project_id in windows}
-    by_window: dict[Window, list[str]] = defaultdict(list)
+    by_window: dict[tuple[Window, str], list[str]] = defaultdict(list)
     for project_id, (start, end) in windows.items():
-        by_window[(start, min(end, now))].append(project_id)
-    condition = Q()
-    for (start, end), project_ids in by_window.items():
-        if start < end:
-            condition |= Q(project_id__in=project_ids, start__gte=start, start__lt=end)
-    if condition:
-        closed = (
-            CostEntry.objects.filter(condition)
+        zone = (zones or {}).get(project_id) or ledger.zone_of("UTC")
+        by_window[((start, min(end, now)), zone.key)].append(project_id)
+    rows, days = Q(), Q()
+    for ((start, end), zone_name), project_ids in by_window.items():
+        if start >= end:
+            continue
+        zone = ledger.zone_of(zone_name)
+        first, last = start.astimezone(zone).date(), end.astimezone(zone).date()
+        rows |= Q(project_id__in=project_ids, day__in={first, last}, start__gte=start, start__lt=end)
+        if (last - first).days > 1:
+            days |= Q(project_id__in=project_ids, day__gt=first, day__lt=last)
+    for model, condition in ((CostEntry, rows), (CostDay, days)):
+        if not condition:
+            continue
+        totals = (
+            model.objects.filter(condition)
             .values_list("project_id")
             .annotate(total=Sum("amount"))
             .order_by()
             .values_list("project_id", "total")
         )
-        for project_id, total in closed:
+        for project_id, total in totals:
             spent[project_id] += total
     current = [project_id for project_id, (start, end) in windows.items() if start <= now < end]
     if current:
@@ -143,7 +151,8 @@ def allocation_figures(allocations: Iterable[Allocation], *, now: datetime | Non
     now = now or timezone.now()
     listed = list(allocations)
     windows = {allocation.project_id: period_window(allocation.pool, now=now) for allocation in listed}
-    spent = spent_by_project(windows, now=now)
+    zones = {allocation.project_id: ledger.zone_of(allocation.pool.organization.time_zone) for allocation in listed}
+    spent = spent_by_project(windows, now=now, zones=zones)
     return {
         allocation.pk: Figures(
             limit=allocation.amount,
@@ -164,7 +173,12 @@ def pool_figures(pools: Iterable[BudgetPool], *, now: datetime | None = None) ->
     rows = list(
         Allocation.objects.filter(pool_id__in=list(windows)).order_by().values_list("pool_id", "project_id", "amount")
     )
-    spent = spent_by_project({project_id: windows[pool_id] for pool_id, project_id, _ in rows}, now=now)
+    zone_of_pool = {pool.pk: ledger.zone_of(pool.organization.time_zone) for pool in listed}
+    spent = spent_by_project(
+        {project_id: windows[pool_id] for pool_id, project_id, _ in rows},
+        now=now,
+        zones={project_id: zone_of_pool[pool_id] for pool_id, project_id, _ in rows},
+    )
     allocated: dict[str, Decimal] = defaultdict(lambda: ZERO)
     pool_spent: dict[str, Decimal] = defaultdict(lambda: ZERO)
     for pool_id, project_id, amount in rows:

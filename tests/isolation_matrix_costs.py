@@ -33,5 +33,9 @@ ROWS: list[Row] = [
     # A dry run checks what a launch checks (a viewer may not launch) and keeps nothing.
     Row(V1 + "instances/launch", "POST", "/api/v1/instances/launch",          S("401  404  200  403  200  200  200"),
         body=LAUNCH, case="dry run"),
+    # --- cost digest: a project owner's or admin's own opt-in (an organization admin in no project has no membership)
+    Row(V1 + "projects/<str:project_id>/cost-digest", "PUT", "/api/v1/projects/{o.project}/cost-digest",
+                                                                               S("401  404  403  403  403  200  403"),
+        body={"enabled": True}),
 ]
 # fmt: on

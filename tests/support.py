@@ -77,3 +77,13 @@ def wait_until(predicate, timeout: float = 60, what: str = "condition", log_path
         time.sleep(0.25)
     log = log_path.read_text()[-4000:] if log_path and log_path.exists() else ""
     raise AssertionError(f"timed out waiting for {what}\n{log}")
+
+
+def record_cost(**fields):
+    """A ledger row written as budgets.ledger writes one: with its share of the daily rollup (CostDay)."""
+    from budgets import ledger
+    from budgets.models import CostEntry
+
+    entry = CostEntry.objects.create(**fields)
+    ledger.roll_up([entry])
+    return entry

@@ -15,9 +15,10 @@ from django.utils import timezone
 from accounts.models import OrgRole
 from accounts.services import token_create
 from audit.services import audit_record
-from budgets.models import Allocation, BudgetPool, CostEntry
+from budgets.models import Allocation, BudgetPool
 from projects.models import ProjectMember, ProjectRole
 from tests.conftest import add_org_member, bearer_client, make_org, make_project, make_user
+from tests.support import record_cost
 from workspaces.models import Workspace, WorkspaceState
 
 MORE = 30
@@ -64,7 +65,7 @@ def fund(project, owner, pool=None):
         )
     Allocation.objects.create(pool=pool, project=project, amount=Decimal("100"))
     workspace = Workspace.objects.filter(project=project).first()
-    CostEntry.objects.create(
+    record_cost(
         organization=project.organization,
         workspace=workspace,
         project=project,

@@ -180,6 +180,9 @@ class Workspace(models.Model):
     # already written, for the 60-second minimum AWS bills each time an instance starts.
     run_started_at = models.DateTimeField(null=True, blank=True)
     run_billed_seconds = models.DecimalField(max_digits=16, decimal_places=6, default=Decimal("0"))
+    # The sum of the workspace's closed ledger rows (kept by budgets.ledger with the rows, under the row lock):
+    # what it has cost is this plus the open interval, read without a query.
+    cost_closed = models.DecimalField(max_digits=18, decimal_places=8, default=Decimal("0"))
     # Whether the EBS volume exists (from the instance's launch until its termination): storage is billed.
     volume_billed = models.BooleanField(default=False)
     # What the root volume is billed for (budgets.prices.StorageLine as JSON), priced at launch, and their

@@ -17,6 +17,7 @@ import statistics
 import sys
 import tempfile
 import time
+from decimal import Decimal
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -40,9 +41,10 @@ def parse_args():
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
     parser.add_argument("--reuse", action="store_true", help="time a database kept by an earlier --keep run")
     parser.add_argument(
-        "--covering-index",
-        action="store_true",
-        help="create the proposed covering index first (see README.md) if the schema lacks it",
+        "--list-workspaces",
+        type=int,
+        default=10_000,
+        help="then add this many running workspaces and count the queries of GET /api/v1/instances (0: skip)",
     )
     return parser.parse_args()
 
@@ -183,6 +185,13 @@ FROM (
     FROM generate_series(0, %(rows)s - 1) AS g
 ) AS s
 JOIN bench_ws w ON w.idx = s.idx;
+
+INSERT INTO budgets_costday (project_id, day, kind, amount)
+SELECT project_id, day, kind, sum(amount) FROM budgets_costentry GROUP BY project_id, day, kind;
+
+UPDATE workspaces_workspace w SET cost_closed = s.total
+FROM (SELECT workspace_id, sum(amount) AS total FROM budgets_costentry GROUP BY workspace_id) AS s
+WHERE w.id = s.workspace_id;
 """
 
 
@@ -211,20 +220,69 @@ def load_ledger(args) -> float:
     return time.perf_counter() - started
 
 
-COVERING_INDEX = (
-    "CREATE INDEX IF NOT EXISTS bench_cost_project_day_cover ON budgets_costentry (project_id, day) "
-    "INCLUDE (start, kind, workspace_id, member_id, amount, quantity)"
-)
+def add_running_workspaces(project, count: int) -> None:
+    """`count` running workspaces shaped as launches leave them: a finished job and ledger rows (with their share
+    of the daily rollup), an open interval priced on read."""
+    from datetime import timedelta
 
+    from django.utils import timezone
 
-def covering_index() -> float:
-    from django.db import connection
+    from budgets import ledger
+    from budgets.models import CostEntry
+    from workspaces.models import ProvisionJob, Workspace
 
-    started = time.perf_counter()
-    with connection.cursor() as cursor:
-        cursor.execute(COVERING_INDEX)
-        cursor.execute("VACUUM ANALYZE budgets_costentry")
-    return time.perf_counter() - started
+    now = timezone.now()
+    owner = project.created_by
+    workspaces = Workspace.objects.bulk_create(
+        (
+            Workspace(
+                organization_id=project.organization_id,
+                project=project,
+                owner=owner,
+                name=f"list-{index:05d}",
+                state="running",
+                instance_type="t3.large",
+                region="us-east-1",
+                hourly_rate=Decimal("0.0832"),
+                provider_instance_id=f"i-{index:017x}",
+                volume_billed=True,
+                storage_monthly_rate=Decimal("8"),
+                storage_lines=[{"item": "gp3 storage", "units": "100", "unit": "GB-month", "rate": "0.08"}],
+                ledger_through=now - timedelta(hours=1),
+                run_started_at=now - timedelta(hours=2),
+                run_billed_seconds=Decimal(3600),
+            )
+            for index in range(count)
+        ),
+        batch_size=2000,
+    )
+    ProvisionJob.objects.bulk_create(
+        (ProvisionJob(workspace=w, status="succeeded", progress=100, finished_at=now) for w in workspaces),
+        batch_size=2000,
+    )
+    start = now - timedelta(hours=2)
+    rows = CostEntry.objects.bulk_create(
+        (
+            CostEntry(
+                organization_id=project.organization_id,
+                workspace=w,
+                project=project,
+                member=owner,
+                kind="compute",
+                item="t3.large",
+                start=start,
+                end=start + timedelta(hours=1),
+                day=start.date(),
+                quantity=Decimal(3600),
+                unit="seconds",
+                rate=Decimal("0.0832"),
+                amount=Decimal("0.0832"),
+            )
+            for w in workspaces
+        ),
+        batch_size=2000,
+    )
+    ledger.roll_up(rows)
 
 
 def existing_world():
@@ -281,6 +339,7 @@ def main() -> int:
 
         from budgets.ledger import zone_of
         from budgets.models import CostEntry
+        from workspaces.models import Workspace
 
         if args.reuse:
             world = existing_world()
@@ -304,8 +363,6 @@ def main() -> int:
                 ),
                 flush=True,
             )
-        if args.covering_index:
-            print(json.dumps({"setup": "covering index", "seconds": round(covering_index(), 1)}), flush=True)
         client = Client(HTTP_AUTHORIZATION=f"Bearer {world['token']}")
         project = world["projects"][0]
         end = timezone.now().astimezone(zone_of("America/New_York")).date()
@@ -320,6 +377,15 @@ def main() -> int:
         ]
         for path in paths:
             print(json.dumps(time_endpoint(client, path, args.requests)), flush=True)
+        if args.list_workspaces:
+            list_pages = ["/api/v1/instances?page_size=100", "/api/v1/instances?page_size=500"]
+            for path in list_pages:
+                print(json.dumps({**time_endpoint(client, path, 5), "workspaces": Workspace.objects.count()}))
+            add_running_workspaces(project, args.list_workspaces)
+            total = Workspace.objects.count()
+            last_page = -(-total // 100)
+            for path in [*list_pages, f"/api/v1/instances?page_size=100&page={last_page}"]:
+                print(json.dumps({**time_endpoint(client, path, 5), "workspaces": total}), flush=True)
     finally:
         if not args.keep and not args.reuse:
             from django.db import connections

@@ -28,7 +28,10 @@ def month_of(moment: datetime, zone: ZoneInfo) -> Period:
 
 def current_period(pool: BudgetPool, *, zone: ZoneInfo, now: datetime) -> Period:
     """A "project" pool has one period, its start to end date; a "monthly" pool's amounts are per calendar
-    month in the organization's time zone."""
+    month in the organization's time zone, within the pool's own dates. The one definition of a budget period:
+    enforcement, the pool figures and the project reports all take it from here."""
     if pool.period == BudgetPool.Period.MONTHLY:
-        return month_of(now, zone)
+        month = month_of(now, zone)
+        start, end = max(month.start, pool.start_date), min(month.end, pool.end_date)
+        return Period(start=start, end=max(start, end))
     return Period(start=pool.start_date, end=pool.end_date)

@@ -11,10 +11,11 @@ import pytest
 import time_machine
 
 from accounts.models import OrgRole
-from budgets.models import Allocation, BudgetAlert, BudgetPool, CostEntry
+from budgets.models import Allocation, BudgetAlert, BudgetPool
 from budgets.selectors import money
 from projects.models import ProjectMember, ProjectRole
 from tests.conftest import add_org_member, assert_error, bearer_client, make_user
+from tests.support import record_cost
 from workspaces.models import StateTransition, Workspace
 
 pytestmark = pytest.mark.django_db
@@ -67,7 +68,7 @@ def workspace(project, name: str, **fields) -> Workspace:
 
 def entry(ws: Workspace, kind: str, day: date, amount: str, *, hour: int = 0, item: str = "t3.medium", **fields):
     start = datetime(day.year, day.month, day.day, hour, tzinfo=UTC)
-    return CostEntry.objects.create(
+    return record_cost(
         organization=ws.organization,
         workspace=ws,
         project=ws.project,

@@ -14,6 +14,7 @@ from budgets.services import digests, enforcement, reservations
 from platform_site.errors import PermissionDenied, ValidationFailed
 from projects.models import ProjectMember, ProjectRole
 from tests.conftest import add_org_member, assert_error, bearer_client, make_user
+from tests.support import record_cost
 from workspaces import services
 from workspaces.models import Workspace
 
@@ -51,7 +52,7 @@ def spend(project, amount, *, owner, at=None, name="past") -> CostEntry:
         name=f"{name}-{project.pk[-6:]}-{owner.pk}",
         defaults={"owner": owner, "state": "stopped"},
     )
-    return CostEntry.objects.create(
+    return record_cost(
         organization=project.organization,
         workspace=workspace,
         project=project,

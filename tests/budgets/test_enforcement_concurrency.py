@@ -12,6 +12,7 @@ from budgets.models import Allocation, BudgetPool, Reservation
 from budgets.services import reservations
 from platform_site.celery import app as celery_app
 from tests.conftest import bearer_client, make_project
+from tests.support import record_cost
 from workspaces import services
 from workspaces.models import Workspace
 
@@ -88,7 +89,7 @@ def test_50_concurrent_launches_against_room_for_10_launch_exactly_10(postgresql
 def test_two_concurrent_threshold_runs_fire_an_alert_once(postgresql, owner, org, project, monkeypatch):
     """Both runs see the threshold crossed and not yet fired; the alert row's unique constraint lets one act."""
     from audit.models import AuditEvent
-    from budgets.models import BudgetAlert, CostEntry
+    from budgets.models import BudgetAlert
     from budgets.services import enforcement
 
     pool = BudgetPool.objects.create(
@@ -101,7 +102,7 @@ def test_two_concurrent_threshold_runs_fire_an_alert_once(postgresql, owner, org
     Allocation.objects.create(pool=pool, project=project, amount=Decimal(100), alert_thresholds=["0.5"])
     workspace = Workspace.objects.create(organization=org, project=project, owner=owner, name="past", state="stopped")
     at = datetime.now(UTC)
-    CostEntry.objects.create(
+    record_cost(
         organization=org,
         workspace=workspace,
         project=project,

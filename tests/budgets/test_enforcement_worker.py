@@ -6,10 +6,10 @@ from decimal import Decimal
 import pytest
 
 from audit.models import AuditEvent
-from budgets.models import Allocation, BudgetAlert, BudgetPool, CostEntry
+from budgets.models import Allocation, BudgetAlert, BudgetPool
 from budgets.services import enforcement
 from tests.conftest import bearer_client
-from tests.support import celery_worker, wait_until
+from tests.support import celery_worker, record_cost, wait_until
 from tests.workspaces.conftest import cloud_instances
 from workspaces.models import Workspace
 
@@ -51,7 +51,7 @@ def test_auto_hibernate_stops_the_machines_on_the_cloud_through_a_real_worker(
         # Past spend of the project crosses the threshold (95 of 100).
         past = Workspace.objects.get(pk=able)
         at = datetime.now(UTC) - timedelta(hours=2)
-        CostEntry.objects.create(
+        record_cost(
             organization=org,
             workspace=past,
             project=project,

@@ -10,10 +10,11 @@ from decimal import Decimal
 import pytest
 import time_machine
 from django.db import connection, connections, transaction
+from django.db.models import Sum
 from django.utils import timezone
 
 from budgets import ledger
-from budgets.models import CostEntry
+from budgets.models import CostDay, CostEntry
 from budgets.tasks import close_ledger_days
 from projects.models import Project
 from tests.support import celery_worker, wait_until
@@ -106,9 +107,15 @@ def test_the_close_task_is_idempotent(org, project, owner):
     assert close_ledger_days() == 0
     again = list(CostEntry.objects.order_by("id").values_list("workspace_id", "item", "start", "end", "amount"))
     assert again == first
+    # The daily rollup holds exactly the ledger's sums.
+    sums = CostEntry.objects.values_list("project_id", "day", "kind").annotate(total=Sum("amount")).order_by()
+    assert {(p, d, k): t for p, d, k, t in sums} == {
+        (row.project_id, row.day, row.kind): row.amount for row in CostDay.objects.all()
+    }
     for workspace in workspaces:
         workspace.refresh_from_db()
         assert workspace.ledger_through == ledger.local_midnight_at_or_before(timezone.now(), ledger.zone_of("UTC"))
+        assert workspace.cost_closed == sum(row.amount for row in CostEntry.objects.filter(workspace=workspace))
 
 
 @pytest.mark.slow

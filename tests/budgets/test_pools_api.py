@@ -16,6 +16,7 @@ from budgets.services import pools as services
 from platform_site.errors import CarrelError
 from projects.models import ProjectMember, ProjectRole
 from tests.conftest import add_org_member, assert_error, bearer_client, make_project, make_user
+from tests.support import record_cost
 from workspaces.models import Workspace
 
 pytestmark = pytest.mark.django_db
@@ -115,7 +116,7 @@ def spend(project, amount: str, *, at: datetime, member=None, allocation=None) -
         owner=member or project.created_by,
         name=f"ws-{project.name.lower().replace(' ', '-')}",
     )
-    return CostEntry.objects.create(
+    return record_cost(
         organization=project.organization,
         workspace=workspace,
         project=project,

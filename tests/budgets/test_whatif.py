@@ -10,11 +10,12 @@ import time_machine
 
 from audit.models import AuditEvent
 from budgets import ledger as budget_ledger
-from budgets.models import Allocation, BudgetPool, CostEntry, Reservation
+from budgets.models import Allocation, BudgetPool, Reservation
 from budgets.selectors import money
 from projects.models import ProjectMember, ProjectRole
 from templates.services import template_catalog_load
 from tests.conftest import add_org_member, assert_error, bearer_client, make_user
+from tests.support import record_cost
 from workspaces.models import CloudAccount, ProvisionJob, Workspace
 
 pytestmark = pytest.mark.django_db
@@ -63,7 +64,7 @@ def spent(project, allocation, owner):
     )
     for day, amount in ((14, "12.50"), (10, "5.00"), (1, "1.25")):
         start = datetime(2026, 6, day, tzinfo=UTC)
-        CostEntry.objects.create(
+        record_cost(
             organization=project.organization,
             workspace=ws,
             project=project,
