@@ -1,7 +1,7 @@
 """Django admin for money. Pools and allocations are edited through forms and actions that call
-`budgets.services.pools`, as the API does, so the pool's row lock, the money invariants, the validation and the audit
-trail apply here too; a refusal shows on the form. The ledger, reservations, member caps and alerts are written only
-by services and are read-only here."""
+`budgets.services.pools` and `budgets.services.allocations`, as the API does, so the pool's row lock, the money
+invariants, the validation and the audit trail apply here too; a refusal shows on the form. The ledger, reservations,
+member caps and alerts are written only by services and are read-only here."""
 
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -14,6 +14,7 @@ from django.template import engines
 from django.template.response import TemplateResponse
 
 from budgets.models import Allocation, BudgetAlert, BudgetPool, CostDay, CostEntry, MemberCap, Price, Reservation
+from budgets.services import allocations as allocation_services
 from budgets.services import pools as services
 from platform_site.errors import CarrelError
 
@@ -147,10 +148,10 @@ class AllocationForm(ServiceForm):
         data = dict(self.cleaned_data)
         thresholds = [Decimal(value) for value in data.pop("alert_thresholds")]
         if self.instance._state.adding:
-            return services.allocation_create(actor=self.actor, alert_thresholds=thresholds, **data)
+            return allocation_services.allocation_create(actor=self.actor, alert_thresholds=thresholds, **data)
         data.pop("pool", None)
         data.pop("project", None)
-        return services.allocation_update(
+        return allocation_services.allocation_update(
             actor=self.actor, allocation=self.instance, alert_thresholds=thresholds, **data
         )
 
@@ -260,7 +261,7 @@ class AllocationAdmin(ServiceFormAdmin):
         self._delete(
             request,
             queryset.select_related("pool", "project"),
-            lambda actor, obj: services.allocation_delete(actor=actor, allocation=obj),
+            lambda actor, obj: allocation_services.allocation_delete(actor=actor, allocation=obj),
         )
 
     @admin.action(description="Move money from the selected allocation to another of its pool…", permissions=["change"])
@@ -274,7 +275,7 @@ class AllocationAdmin(ServiceFormAdmin):
         if form.is_bound and form.is_valid():
             target = form.cleaned_data["to_allocation"]
             try:
-                services.allocation_reallocate(
+                allocation_services.allocation_reallocate(
                     actor=request.user,
                     pool=source.pool,
                     from_allocation=source.pk,

@@ -59,7 +59,7 @@ class _Line:
 def ledger_rows(*, user: User, start: date, end: date, project: Project | None = None) -> Iterator[tuple]:
     """The caller's visible ledger rows between two local dates (inclusive), oldest first, read in chunks
     (a server-side cursor on PostgreSQL): memory stays flat whatever the period."""
-    # Ids rather than a subquery: the planner then reads the date range once (see reports.cost_history).
+    # Ids rather than a subquery: the planner then reads the date range once (see history.cost_history).
     project_ids = [project.pk] if project else list(Project.objects.visible_to(user).values_list("pk", flat=True))
     return (
         CostEntry.objects.filter(project_id__in=project_ids, day__gte=start, day__lte=end)

@@ -1,7 +1,7 @@
 """Project money and costs: /api/v1/projects/{id}/budget, /cost-analysis, /api/v1/costs…
 
-Thin views over budgets.reports (figures), budgets.export (CSV) and budgets.whatif (estimates). Anyone who can
-see a project can see its money (Project.objects.visible_to): another tenant's project answers 404."""
+Thin views over budgets.reports and budgets.history (figures), budgets.export (CSV) and budgets.whatif (estimates).
+Anyone who can see a project can see its money (Project.objects.visible_to): another tenant's project answers 404."""
 
 from datetime import date, timedelta
 
@@ -15,7 +15,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.models import TokenScope
-from budgets import export, reports, whatif
+from budgets import export, history, reports, whatif
 from budgets.serializers_costs import (
     CostAnalysisSerializer,
     CostHistorySerializer,
@@ -78,7 +78,7 @@ class CostsCurrentView(APIView):
         tags=["costs"],
     )
     def get(self, request):
-        return Response(CurrentCostsSerializer(reports.costs_current(user=request.user)).data)
+        return Response(CurrentCostsSerializer(history.costs_current(user=request.user)).data)
 
 
 def _project(request, reference: str | None) -> Project | None:
@@ -92,7 +92,7 @@ def _project(request, reference: str | None) -> Project | None:
 def _date_range(request, data: dict, project: Project | None, limit: str) -> tuple[date, date]:
     """start_date and end_date (inclusive), by default the last 30 days to today in the organization's
     time zone; 400 with `fields` when they are reversed or further apart than the limit."""
-    zone = reports.ledger.zone_of(project.organization.time_zone) if project else reports.caller_zone(request.user)
+    zone = reports.ledger.zone_of(project.organization.time_zone) if project else history.caller_zone(request.user)
     end = data.get("end_date") or timezone.now().astimezone(zone).date()
     start = data.get("start_date") or end - timedelta(days=DEFAULT_DAYS - 1)
     if start > end:
@@ -126,7 +126,7 @@ class CostsHistoryView(APIView):
         data = _query(HistoryQuerySerializer, request)
         project = _project(request, data.get("project"))
         start, end = _date_range(request, data, project, data["granularity"])
-        body = reports.cost_history(
+        body = history.cost_history(
             user=request.user,
             start=start,
             end=end,

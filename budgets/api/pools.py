@@ -1,7 +1,8 @@
 """Budget pools and allocations: /api/v1/budgets…
 
 Thin views: the pool or allocation is looked up among those the caller may see (404 otherwise, whoever owns it),
-the body is parsed, and `budgets.services.pools` decides who may change what (403) and keeps the money invariants.
+the body is parsed, and `budgets.services.pools` and `budgets.services.allocations` decide who may change what (403)
+and keep the money invariants.
 Figures come from `budgets.selectors_pools`, in a constant number of queries per request.
 """
 
@@ -28,6 +29,7 @@ from budgets.serializers_pools import (
     ReallocateSerializer,
     SummarySerializer,
 )
+from budgets.services import allocations as allocation_services
 from budgets.services import pools as services
 from platform_site.api.views import ScopedAPIView
 from platform_site.errors import ValidationFailed
@@ -230,7 +232,7 @@ class AllocationListCreateView(_AllocationView):
         form = AllocationCreateSerializer(data=request.data)
         form.is_valid(raise_exception=True)
         data = dict(form.validated_data)
-        allocation = services.allocation_create(
+        allocation = allocation_services.allocation_create(
             actor=request.user,
             pool=pool,
             project=data.pop("project_id"),
@@ -260,7 +262,7 @@ class AllocationDetailView(_AllocationView):
         data = dict(form.validated_data)
         if "allocated_amount" in data:
             data["amount"] = data.pop("allocated_amount")
-        allocation = services.allocation_update(actor=request.user, allocation=allocation, **data)
+        allocation = allocation_services.allocation_update(actor=request.user, allocation=allocation, **data)
         return Response(self.shown(allocation))
 
     @extend_schema(
@@ -269,7 +271,7 @@ class AllocationDetailView(_AllocationView):
         tags=TAGS,
     )
     def delete(self, request, budget_id: str, allocation_id: str):
-        services.allocation_delete(actor=request.user, allocation=self.allocation())
+        allocation_services.allocation_delete(actor=request.user, allocation=self.allocation())
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -298,7 +300,7 @@ class MemberCapsView(_AllocationView):
         services.require_manager(actor=request.user, organization_id=allocation.pool.organization_id)
         form = MemberCapsInputSerializer(data=request.data)
         form.is_valid(raise_exception=True)
-        services.member_caps_set(actor=request.user, allocation=allocation, caps=form.validated_data["caps"])
+        allocation_services.member_caps_set(actor=request.user, allocation=allocation, caps=form.validated_data["caps"])
         return Response(self.caps(allocation))
 
 
@@ -315,7 +317,7 @@ class ReallocateView(_PoolView):
         services.require_manager(actor=request.user, organization_id=pool.organization_id)
         form = ReallocateSerializer(data=request.data)
         form.is_valid(raise_exception=True)
-        source, target = services.allocation_reallocate(actor=request.user, pool=pool, **form.validated_data)
+        source, target = allocation_services.allocation_reallocate(actor=request.user, pool=pool, **form.validated_data)
         shown = _allocations_with_figures(
             list(
                 Allocation.objects.filter(pk__in=[source.pk, target.pk]).select_related(

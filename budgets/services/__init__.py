@@ -1,1 +1,1 @@
-"""Money services: pools and allocations (pools.py), enforcement (enforcement.py)."""
+"""Money services: pools (pools.py), allocations and member caps (allocations.py), enforcement (enforcement.py)."""

@@ -13,6 +13,7 @@ from django.urls import reverse
 
 from audit.models import AuditEvent
 from budgets.models import Allocation, BudgetAlert, BudgetPool, CostEntry, MemberCap, Reservation
+from budgets.services import allocations as allocation_services
 from budgets.services import pools as services
 from tests.conftest import make_project, make_user
 
@@ -46,7 +47,7 @@ def pool(owner, org):
 
 @pytest.fixture
 def allocation(owner, pool, project):
-    return services.allocation_create(actor=owner, pool=pool, project=project, amount=Decimal("600"))
+    return allocation_services.allocation_create(actor=owner, pool=pool, project=project, amount=Decimal("600"))
 
 
 def change_url(model, obj) -> str:
@@ -183,7 +184,7 @@ def test_it_deletes_through_the_service_which_may_refuse(staff, pool, allocation
 
 
 def test_it_reallocates_with_a_reason(staff, owner, org, pool, allocation):
-    other = services.allocation_create(
+    other = allocation_services.allocation_create(
         actor=owner, pool=pool, project=make_project(org, "Proteomics", owner), amount=Decimal("100")
     )
     url = reverse("admin:budgets_allocation_changelist")

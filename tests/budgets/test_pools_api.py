@@ -12,6 +12,7 @@ from django.db import connection
 from accounts.models import Membership, OrgRole
 from audit.models import AuditEvent
 from budgets.models import Allocation, BudgetAlert, BudgetPool, CostEntry, MemberCap
+from budgets.services import allocations as allocation_services
 from budgets.services import pools as services
 from platform_site.errors import CarrelError
 from projects.models import ProjectMember, ProjectRole
@@ -76,12 +77,12 @@ def pool(owner, org):
 
 @pytest.fixture
 def allocation(owner, pool, project):
-    return services.allocation_create(actor=owner, pool=pool, project=project, amount=Decimal("400"))
+    return allocation_services.allocation_create(actor=owner, pool=pool, project=project, amount=Decimal("400"))
 
 
 @pytest.fixture
 def pi_allocation(owner, pool, pi_project):
-    return services.allocation_create(
+    return allocation_services.allocation_create(
         actor=owner, pool=pool, project=pi_project, amount=Decimal("300"), alert_thresholds=[Decimal("0.5")]
     )
 
@@ -278,7 +279,9 @@ def test_it_validates_pool_updates(clients, pool, body, field):
 
 
 def test_it_keeps_allocations_end_dates_within_the_pool(clients, owner, pool, allocation):
-    services.allocation_update(actor=owner, allocation=allocation, end_date=datetime(2026, 10, 1, tzinfo=UTC))
+    allocation_services.allocation_update(
+        actor=owner, allocation=allocation, end_date=datetime(2026, 10, 1, tzinfo=UTC)
+    )
     url = f"/api/v1/budgets/{pool.pk}"
     error = assert_error(clients["owner"].put(url, {"end_date": "2026-09-01T00:00:00Z"}, format="json"), 400)
     assert "end_date" in error["fields"]
@@ -648,7 +651,7 @@ def test_a_monthly_pool_counts_this_month_in_the_organizations_time_zone(clients
         start_date=START,
         end_date=END,
     )
-    allocation = services.allocation_create(actor=owner, pool=pool, project=project, amount=Decimal("60"))
+    allocation = allocation_services.allocation_create(actor=owner, pool=pool, project=project, amount=Decimal("60"))
     # 1 June 03:00 UTC is still 31 May in New York: last month's money.
     spend(project, "7", at=datetime(2026, 6, 1, 3, 0, tzinfo=UTC))
     spend(project, "11", at=datetime(2026, 6, 1, 4, 0, tzinfo=UTC))  # midnight in New York: this month
@@ -667,7 +670,7 @@ def test_a_monthly_pool_counts_this_month_in_the_organizations_time_zone(clients
 def _many_allocations(owner, org, pool, count: int):
     for number in range(count):
         project = make_project(org, f"Project {number}", owner)
-        services.allocation_create(actor=owner, pool=pool, project=project, amount=Decimal(10))
+        allocation_services.allocation_create(actor=owner, pool=pool, project=project, amount=Decimal(10))
         spend(project, "1.5", at=NOW - timedelta(days=1))
         Workspace.objects.filter(project=project).update(
             state="running", ledger_through=NOW - timedelta(hours=1), hourly_rate=Decimal(1)
@@ -679,7 +682,7 @@ def test_every_read_costs_a_constant_number_of_queries(owner, org, pool, count, 
     _many_allocations(owner, org, pool, count)
     client = bearer_client(owner)
     allocation = Allocation.objects.first()
-    services.member_caps_set(actor=owner, allocation=allocation, caps={owner.email: Decimal(5)})
+    allocation_services.member_caps_set(actor=owner, allocation=allocation, caps={owner.email: Decimal(5)})
     reads = {
         "/api/v1/budgets": 8,
         f"/api/v1/budgets/{pool.pk}": 8,
@@ -704,7 +707,7 @@ def test_twenty_allocations_cost_no_more_queries_than_one(owner, org, pool):
     client = bearer_client(owner)
     _many_allocations(owner, org, pool, 1)
     allocation = Allocation.objects.get()
-    services.member_caps_set(actor=owner, allocation=allocation, caps={owner.email: Decimal(1)})
+    allocation_services.member_caps_set(actor=owner, allocation=allocation, caps={owner.email: Decimal(1)})
     client.get("/api/v1/budgets")  # the token's first use of the minute writes last_used_at: not the reads' cost
 
     def counts() -> dict[str, int]:
@@ -724,7 +727,7 @@ def test_twenty_allocations_cost_no_more_queries_than_one(owner, org, pool):
     one = counts()
     for number in range(19):
         project = make_project(org, f"More {number}", owner)
-        services.allocation_create(actor=owner, pool=pool, project=project, amount=Decimal(1))
+        allocation_services.allocation_create(actor=owner, pool=pool, project=project, amount=Decimal(1))
         spend(project, "1", at=NOW - timedelta(days=1))
     assert counts() == one
 
@@ -749,7 +752,7 @@ def test_concurrent_allocations_never_oversubscribe_the_pool(owner, org):
 
         try:
             barrier.wait()
-            services.allocation_create(actor=owner, pool=pool, project=project, amount=Decimal("300"))
+            allocation_services.allocation_create(actor=owner, pool=pool, project=project, amount=Decimal("300"))
             result = "funded"
         except CarrelError as error:
             result = error.code
@@ -775,7 +778,7 @@ def test_concurrent_raises_and_reallocations_keep_the_invariant(owner, org):
         actor=owner, organization=org, name="Race", total_amount=Decimal("1000"), start_date=START, end_date=END
     )
     allocations = [
-        services.allocation_create(
+        allocation_services.allocation_create(
             actor=owner, pool=pool, project=make_project(org, f"Racer {n}", owner), amount=Decimal(100)
         )
         for n in range(8)
@@ -789,7 +792,7 @@ def test_concurrent_raises_and_reallocations_keep_the_invariant(owner, org):
 
         try:
             barrier.wait()
-            services.allocation_update(actor=owner, allocation=allocation, amount=Decimal(300))
+            allocation_services.allocation_update(actor=owner, allocation=allocation, amount=Decimal(300))
             result = "raised"
         except CarrelError as error:
             result = error.code
