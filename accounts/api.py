@@ -293,7 +293,7 @@ class OrganizationDetailView(_OrganizationView):
         return Response(self.get_serializer(self.get_object()).data)
 
     @extend_schema(
-        summary="Rename an organization (owner or admin).",
+        summary="Rename an organization or set its time zone (owner or admin).",
         request=OrganizationUpdateSerializer,
         tags=["organizations"],
     )

@@ -65,12 +65,20 @@ class TokenPurgeResultSerializer(serializers.Serializer):
 
 class OrganizationSerializer(serializers.ModelSerializer):
     role = strict.CharField(source="caller_role", read_only=True, allow_null=True)
+    time_zone = strict.CharField(read_only=True, help_text="Days (cost history, budget months) end at midnight here.")
+    discount_percent = strict.DecimalField(
+        max_digits=5,
+        decimal_places=2,
+        coerce_to_string=False,
+        read_only=True,
+        help_text="A negotiated discount taken off every amount charged (set by the operator in the admin).",
+    )
     member_count = strict.IntegerField(read_only=True)
 
     class Meta:
         model = Organization
-        fields = ["id", "name", "slug", "created_at", "role", "member_count"]
-        read_only_fields = ["id", "created_at", "role", "member_count"]
+        fields = ["id", "name", "slug", "time_zone", "discount_percent", "created_at", "role", "member_count"]
+        read_only_fields = ["id", "time_zone", "discount_percent", "created_at", "role", "member_count"]
 
 
 class OrganizationCreateSerializer(serializers.Serializer):
@@ -79,7 +87,8 @@ class OrganizationCreateSerializer(serializers.Serializer):
 
 
 class OrganizationUpdateSerializer(serializers.Serializer):
-    name = strict.CharField(max_length=200)
+    name = strict.CharField(max_length=200, required=False)
+    time_zone = strict.CharField(max_length=64, required=False, help_text="An IANA name, e.g. Europe/Berlin.")
 
 
 class MembershipSerializer(serializers.ModelSerializer):

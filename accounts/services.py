@@ -3,6 +3,7 @@
 import hashlib
 import hmac
 import secrets
+import zoneinfo
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -87,15 +88,28 @@ def organization_create(*, actor: User, name: str, slug: str | None = None) -> O
 
 
 @transaction.atomic
-def organization_update(*, actor: User, organization: Organization, name: str | None = None) -> Organization:
+def organization_update(
+    *, actor: User, organization: Organization, name: str | None = None, time_zone: str | None = None
+) -> Organization:
+    """Rename, or set the time zone whose midnights end the organization's days (cost history, the ledger's
+    daily close, monthly budget periods) from now on; rows already written keep their day."""
     require_org_role(user=actor, organization=organization, minimum=OrgRole.ADMIN)
     if name is not None:
         name = clean_name(name)
+    if time_zone is not None and time_zone not in zoneinfo.available_timezones():
+        raise ValidationFailed(
+            f"Unknown time zone '{time_zone}'.",
+            fields={"time_zone": ["Use an IANA time zone name, e.g. Europe/Berlin or America/New_York."]},
+        )
     changes = {}
     if name is not None and name != organization.name:
         changes["name"] = [organization.name, name]
         organization.name = name
-        organization.save(update_fields=["name"])
+    if time_zone is not None and time_zone != organization.time_zone:
+        changes["time_zone"] = [organization.time_zone, time_zone]
+        organization.time_zone = time_zone
+    if changes:
+        organization.save(update_fields=list(changes))
     audit_record(
         actor=actor, action="organization.update", target=organization, organization=organization, metadata=changes
     )
