@@ -23,6 +23,7 @@ class CostDigestResponseSerializer(serializers.Serializer):
 
 class CostDigestView(ScopedAPIView):
     model = Project
+    serializer_class = CostDigestSerializer  # what OPTIONS describes
     lookup_url_kwarg = "project_id"
     lookup_field = "pk"
     not_found_code = "PROJECT_NOT_FOUND"

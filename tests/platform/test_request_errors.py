@@ -204,3 +204,15 @@ def test_csrf_failures_outside_drf_views_answer_the_envelope(owner):
 def test_the_new_codes_are_documented():
     for code in ("REQUEST_TOO_LARGE", "BAD_HOST", "BAD_REQUEST"):
         assert code in errors.ERROR_CODES
+
+
+def test_no_endpoint_answers_500_to_options(owner_client, project):
+    """OPTIONS (DRF's metadata) describes each view's serializer: a view without one must not fail."""
+    failures = []
+    for path in _concrete_api_paths(project.id):
+        if path.endswith(("/schema/", "/docs/")):
+            continue
+        response = owner_client.options(path, HTTP_ACCEPT="application/json")
+        if response.status_code >= 500:
+            failures.append((path, response.status_code))
+    assert failures == []
