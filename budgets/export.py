@@ -74,6 +74,18 @@ def csv_lines(rows: Iterator[tuple]) -> Iterator[str]:
     writer = csv.writer(_Line())
     yield writer.writerow(COLUMNS)
     for row in rows:
-        yield writer.writerow(
-            [value.isoformat() if hasattr(value, "isoformat") else ("" if value is None else value) for value in row]
-        )
+        yield writer.writerow([_cell(value) for value in row])
+
+
+# A text cell a spreadsheet would read as a formula (names are chosen by members) is written as text.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _cell(value: object) -> object:
+    if value is None:
+        return ""
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value

@@ -213,13 +213,20 @@ def cost_history(
         seen[first].add(workspace_id)
     live = workspaces_active_since(Q(project_id__in=project_ids) & ~Q(state=S.TERMINATED), now)
     for workspace in live:
-        cost = open_costs([workspace], now).get(workspace.pk)
-        today = now.astimezone(ledger.zone_of(workspace.organization.time_zone)).date()
-        if cost is None or not start <= today <= end:
+        if open_costs([workspace], now).get(workspace.pk) is None:
             continue
+        zone = ledger.zone_of(workspace.organization.time_zone)
         group = {"project": workspace.project_id, "workspace": workspace.pk, "member": workspace.owner_id}[group_by]
-        sums[bucket_of(today, granularity)][group] += cost.total
-        seen[bucket_of(today, granularity)].add(workspace.pk)
+        # The open interval may span days the midnight close has not reached yet: each day gets its own part.
+        assert workspace.ledger_through is not None  # open_costs skips workspaces without one
+        for piece_start, piece_end in ledger.split_by_day(workspace.ledger_through, now, zone):
+            day = piece_start.astimezone(zone).date()
+            if not start <= day <= end:
+                continue
+            part = ledger.open_cost(workspace, now=piece_end, since=piece_start).total
+            if part:
+                sums[bucket_of(day, granularity)][group] += part
+                seen[bucket_of(day, granularity)].add(workspace.pk)
     names = _group_names(group_by, {group for groups in sums.values() for group in groups})
     buckets: list[dict[str, Any]] = []
     first = bucket_of(start, granularity)

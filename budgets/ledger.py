@@ -276,6 +276,8 @@ def close_for_transition(
         run_started, run_seconds = None, Decimal(0)
     if to_state == S.TERMINATED or (from_state == S.LAUNCHING and to_state == S.ERROR):
         volume = False
+    elif not volume and to_state in COMPUTE_BILLED and workspace.provider_instance_id:
+        volume = True  # an instance found running after all (e.g. a failed launch's cleanup did not reach it)
     _save(writer, run_ended=run_ended)
     return {
         "ledger_through": at,
@@ -382,25 +384,43 @@ class OpenCost:
         return self.compute + self.storage
 
 
-def open_compute_seconds(workspace: Workspace, *, now: datetime) -> Decimal:
-    """Compute seconds billed since the ledger was last closed (the run's 60-second minimum included)."""
+def _open_from(workspace: Workspace, since: datetime | None) -> datetime | None:
+    """Where the open interval starts, or starts counting for a period that began at `since`."""
     cursor = workspace.ledger_through
+    if cursor is not None and since is not None and since > cursor:
+        return since
+    return cursor
+
+
+def open_compute_seconds(workspace: Workspace, *, now: datetime, since: datetime | None = None) -> Decimal:
+    """Compute seconds billed since the ledger was last closed (or since `since`, a period's start, if later),
+    the run's 60-second minimum included."""
+    cursor = _open_from(workspace, since)
     if cursor is None or now <= cursor or workspace.state not in COMPUTE_BILLED:
         return Decimal(0)
-    return max(seconds_between(cursor, now), MINIMUM_RUN_SECONDS - (workspace.run_billed_seconds or Decimal(0)))
+    seconds = seconds_between(cursor, now)
+    if cursor != workspace.ledger_through:
+        return seconds  # the run began before the period: its minimum is not this period's
+    return max(seconds, MINIMUM_RUN_SECONDS - (workspace.run_billed_seconds or Decimal(0)))
 
 
-def open_cost(workspace: Workspace, *, now: datetime | None = None, discount: Decimal | None = None) -> OpenCost:
+def open_cost(
+    workspace: Workspace,
+    *,
+    now: datetime | None = None,
+    discount: Decimal | None = None,
+    since: datetime | None = None,
+) -> OpenCost:
     """What the workspace has cost since its ledger was last closed, priced now from fields on its row
     (no query): compute while billed (with the run's 60-second minimum), storage while the volume exists."""
     now = now or timezone.now()
-    cursor = workspace.ledger_through
+    cursor = _open_from(workspace, since)
     if cursor is None or now <= cursor:
         return OpenCost(Decimal(0), Decimal(0))
     if discount is None:
         discount = workspace.organization.discount_percent or Decimal(0)
     factor = (HUNDRED - discount) / HUNDRED
-    compute = open_compute_seconds(workspace, now=now) * workspace.hourly_rate / HOUR * factor
+    compute = open_compute_seconds(workspace, now=now, since=since) * workspace.hourly_rate / HOUR * factor
     storage = Decimal(0)
     if workspace.volume_billed:
         storage = workspace.storage_monthly_rate * month_fraction(cursor, now) * factor

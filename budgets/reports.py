@@ -273,18 +273,22 @@ def project_money(project: Project, *, now: datetime | None = None) -> ProjectMo
             )
     for workspace in workspaces:
         if workspace.state in ledger.COMPUTE_BILLED:
-            seconds = ledger.open_compute_seconds(workspace, now=now)
+            seconds = ledger.open_compute_seconds(workspace, now=now, since=week_start)
             if seconds:
                 money_.week_compute_seconds[workspace.pk] = (
                     money_.week_compute_seconds.get(workspace.pk, ZERO) + seconds
                 )
-    for workspace_id, cost in open_costs(workspaces, now).items():
-        # The open interval began at the last close (a midnight or a transition): it belongs to every window.
+    for workspace in workspaces:
+        if workspace.ledger_through is None or workspace.state in ledger.NOT_CLOSED_DAILY - {S.LAUNCHING}:
+            continue
+        # The open interval counts in each window from the window's start at the earliest.
+        cost = ledger.open_cost(workspace, now=now, since=period_start)
         by_kind[CostEntry.Kind.COMPUTE] += cost.compute
         by_kind[CostEntry.Kind.STORAGE] += cost.storage
-        by_workspace[workspace_id] += cost.total
-        money_.month_to_date += cost.total
-        money_.week += cost.total
+        if cost.total:
+            by_workspace[workspace.pk] += cost.total
+        money_.month_to_date += ledger.open_cost(workspace, now=now, since=month_start).total
+        money_.week += ledger.open_cost(workspace, now=now, since=week_start).total
     money_.by_kind, money_.by_workspace = dict(by_kind), dict(by_workspace)
     missing = [pk for pk in top_workspaces(money_) if pk not in money_.names]
     if missing:

@@ -71,11 +71,9 @@ def spent_by_project(
     current = [project_id for project_id, (start, end) in windows.items() if start <= now < end]
     if current:
         for workspace in open_workspaces(Q(project_id__in=current)):
-            start = windows[workspace.project_id][0]
             # An interval left open since before the period began counts from the period's start.
-            if workspace.ledger_through is not None and workspace.ledger_through < start:
-                workspace.ledger_through = start
-            spent[workspace.project_id] += ledger.open_cost(workspace, now=now).total
+            since = windows[workspace.project_id][0]
+            spent[workspace.project_id] += ledger.open_cost(workspace, now=now, since=since).total
     return spent
 
 
@@ -96,9 +94,7 @@ def spent_by_member(*, project_id: str, window: Window, now: datetime) -> dict[i
             spent[member_id] += total
     if start <= now < end:
         for workspace in open_workspaces(Q(project_id=project_id)):
-            if workspace.ledger_through is not None and workspace.ledger_through < start:
-                workspace.ledger_through = start
-            spent[workspace.owner_id] += ledger.open_cost(workspace, now=now).total
+            spent[workspace.owner_id] += ledger.open_cost(workspace, now=now, since=start).total
     return dict(spent)
 
 

@@ -12,7 +12,7 @@ def Money(**kwargs):  # noqa: N802 (reads like a field class)
 
 
 def Percentage(**kwargs):  # noqa: N802
-    return strict.DecimalField(max_digits=8, decimal_places=1, coerce_to_string=False, **kwargs)
+    return strict.DecimalField(max_digits=30, decimal_places=1, coerce_to_string=False, **kwargs)
 
 
 NOT_INCLUDED_HELP = "What the figures leave out: Carrel does not meter data transfer, taxes or support plans."

@@ -29,7 +29,8 @@ def Money(**kwargs):  # noqa: N802 (reads like a field class)
 
 
 def Fraction(**kwargs):  # noqa: N802
-    return strict.DecimalField(max_digits=10, decimal_places=4, coerce_to_string=False, **kwargs)
+    # Utilization may be far above 1 (an allocation cut below what it spent): room for it.
+    return strict.DecimalField(max_digits=30, decimal_places=4, coerce_to_string=False, **kwargs)
 
 
 def FractionIn(**kwargs):  # noqa: N802

@@ -89,6 +89,10 @@ def _project(request, reference: str | None) -> Project | None:
     )
 
 
+# The calendar the ledger can hold (bucket ends are computed past the range's last day).
+EARLIEST, LATEST = date(2000, 1, 1), date(2999, 12, 31)
+
+
 def _date_range(request, data: dict, project: Project | None, limit: str) -> tuple[date, date]:
     """start_date and end_date (inclusive), by default the last 30 days to today in the organization's
     time zone; 400 with `fields` when they are reversed or further apart than the limit."""
@@ -99,6 +103,11 @@ def _date_range(request, data: dict, project: Project | None, limit: str) -> tup
         raise ValidationFailed(
             "start_date is after end_date.", fields={"start_date": ["Must be on or before end_date."]}
         )
+    for name, value in (("start_date", start), ("end_date", end)):
+        if not EARLIEST <= value <= LATEST:
+            raise ValidationFailed(
+                f"{name} is out of range.", fields={name: [f"Must be between {EARLIEST} and {LATEST}."]}
+            )
     if (end - start).days + 1 > MAX_DAYS[limit]:
         raise ValidationFailed(
             f"The range is longer than {MAX_DAYS[limit]} days.",

@@ -4,7 +4,7 @@ The day is claimed on the membership row (`cost_digest_sent_on`, a conditional u
 enqueues the e-mail, so two runs of the task, or a run per hour, never send it twice the same day."""
 
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 
 from django.db import transaction
@@ -128,8 +128,11 @@ def digest_of(*, project: Project, today: date, now: datetime | None = None) -> 
         .order_by()
         .values_list("workspace_id", "total")
     )
+    zone = ledger.zone_of(project.organization.time_zone)
+    first_midnight = datetime.combine(first, time(0), tzinfo=zone).astimezone(UTC)
     for workspace in open_workspaces(Q(project_id=project.pk)):
-        by_workspace[workspace.pk] = by_workspace.get(workspace.pk, ZERO) + ledger.open_cost(workspace, now=now).total
+        cost = ledger.open_cost(workspace, now=now, since=first_midnight).total
+        by_workspace[workspace.pk] = by_workspace.get(workspace.pk, ZERO) + cost
     month_to_date = sum(by_workspace.values(), ZERO)
     ranked = sorted(by_workspace.items(), key=lambda item: item[1], reverse=True)[:TOP_WORKSPACES]
     names = {

@@ -25,14 +25,14 @@ from operator import or_
 from typing import Any
 
 from django.db import transaction
-from django.db.models import F, Q, Sum
+from django.db.models import Q, Sum
 from django.utils import timezone
 
 from audit.services import audit_record
 from budgets import dispatch, ledger
 from budgets.models import Allocation, BudgetAlert, BudgetPool, CostEntry, MemberCap
 from budgets.selectors import money, open_workspaces
-from budgets.services.periods import Period, current_period, month_of
+from budgets.services.periods import Period, current_period
 from platform_site.actors import SYSTEM
 from platform_site.errors import Conflict
 from workspaces.models import Workspace, WorkspaceState
@@ -64,28 +64,24 @@ class Spending:
         self.by_member[(project_id, member_id)] += amount
 
 
-def _period_clauses(allocations: list[Allocation], now: datetime) -> Q:
-    """Entries in their allocation's current period: one clause for project-period pools (the pool's own dates,
-    compared in SQL), one per time zone in use for monthly pools (the month in that zone)."""
+def _periods(allocations: list[Allocation], now: datetime) -> dict[str, Period]:
+    """Each funded project's current period (budgets.services.periods)."""
+    return {
+        a.project_id: current_period(a.pool, zone=ledger.zone_of(a.project.organization.time_zone), now=now)
+        for a in allocations
+    }
+
+
+def _period_clauses(periods: dict[str, Period]) -> Q:
+    """Entries in their allocation's current period: one clause per distinct period."""
+    by_period: dict[tuple[datetime, datetime], list[str]] = defaultdict(list)
+    for project_id, period in periods.items():
+        by_period[(period.start, period.end)].append(project_id)
     clauses = [
-        Q(
-            project__allocation__pool__period=BudgetPool.Period.PROJECT,
-            start__gte=F("project__allocation__pool__start_date"),
-            start__lt=F("project__allocation__pool__end_date"),
-        )
+        Q(project_id__in=project_ids, start__gte=start, start__lt=end)
+        for (start, end), project_ids in by_period.items()
     ]
-    zones = {a.project.organization.time_zone for a in allocations if a.pool.period == BudgetPool.Period.MONTHLY}
-    for zone_name in sorted(zones):
-        month = month_of(now, ledger.zone_of(zone_name))
-        clauses.append(
-            Q(
-                project__allocation__pool__period=BudgetPool.Period.MONTHLY,
-                organization__time_zone=zone_name,
-                start__gte=month.start,
-                start__lt=month.end,
-            )
-        )
-    return reduce(or_, clauses)
+    return reduce(or_, clauses) if clauses else Q(pk__in=[])
 
 
 def period_spending(allocations: list[Allocation], now: datetime) -> Spending:
@@ -95,9 +91,10 @@ def period_spending(allocations: list[Allocation], now: datetime) -> Spending:
     if not allocations:
         return spending
     project_ids = [a.project_id for a in allocations]
+    periods = _periods(allocations, now)
     closed = (
         CostEntry.objects.filter(project_id__in=project_ids, start__lt=now)
-        .filter(_period_clauses(allocations, now))
+        .filter(_period_clauses(periods))
         .values_list("project_id", "member_id")
         .annotate(total=Sum("amount"))
         .order_by()
@@ -106,7 +103,11 @@ def period_spending(allocations: list[Allocation], now: datetime) -> Spending:
     for project_id, member_id, total in closed:
         spending.add(project_id, member_id, total)
     for workspace in open_workspaces(Q(project_id__in=project_ids)):
-        spending.add(workspace.project_id, workspace.owner_id, ledger.open_cost(workspace, now=now).total)
+        period = periods[workspace.project_id]
+        if not period.start <= now < period.end:
+            continue
+        cost = ledger.open_cost(workspace, now=now, since=period.start)
+        spending.add(workspace.project_id, workspace.owner_id, cost.total)
     return spending
 
 

@@ -1,7 +1,7 @@
 """Budget periods: the span of time an allocation's amount (and its thresholds) apply to."""
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, time
+from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from budgets.models import BudgetPool
@@ -28,10 +28,27 @@ def month_of(moment: datetime, zone: ZoneInfo) -> Period:
 
 def current_period(pool: BudgetPool, *, zone: ZoneInfo, now: datetime) -> Period:
     """A "project" pool has one period, its start to end date; a "monthly" pool's amounts are per calendar
-    month in the organization's time zone, within the pool's own dates. The one definition of a budget period:
-    enforcement, the pool figures and the project reports all take it from here."""
+    month in the organization's time zone, within the pool's own dates. Periods are whole days there: they
+    begin at the local midnight of the start date and end at the midnight after the end date (or at the end
+    date itself when it is a midnight), so no ledger row (never longer than a local day) straddles one. The
+    one definition of a budget period: enforcement, the pool figures and the project reports all take it
+    from here."""
+    start = _midnight_at_or_before(pool.start_date, zone)
+    end = _midnight_at_or_after(pool.end_date, zone)
     if pool.period == BudgetPool.Period.MONTHLY:
         month = month_of(now, zone)
-        start, end = max(month.start, pool.start_date), min(month.end, pool.end_date)
+        start, end = max(month.start, start), min(month.end, end)
         return Period(start=start, end=max(start, end))
-    return Period(start=pool.start_date, end=pool.end_date)
+    return Period(start=start, end=end)
+
+
+def _midnight_at_or_before(moment: datetime, zone: ZoneInfo) -> datetime:
+    return datetime.combine(moment.astimezone(zone).date(), time(0), tzinfo=zone).astimezone(UTC)
+
+
+def _midnight_at_or_after(moment: datetime, zone: ZoneInfo) -> datetime:
+    midnight = _midnight_at_or_before(moment, zone)
+    if midnight == moment:
+        return midnight
+    following = moment.astimezone(zone).date() + timedelta(days=1)
+    return datetime.combine(following, time(0), tzinfo=zone).astimezone(UTC)

@@ -87,7 +87,7 @@ def committed(*, allocation: Allocation, member_id: int | None, now: datetime) -
     member_spent = closed.get(member_id, ZERO) if member_id is not None else ZERO
     open_by_workspace: dict[str, Decimal] = {}
     for workspace in open_workspaces(Q(project_id=project.pk)):
-        cost = ledger.open_cost(workspace, now=now).total
+        cost = ledger.open_cost(workspace, now=now, since=period.start).total if period.start <= now else ZERO
         open_by_workspace[workspace.pk] = cost
         spent += cost
         if workspace.owner_id == member_id:
@@ -184,6 +184,27 @@ def hold(
         now=now,
     )
     state = committed(allocation=allocation, member_id=member_id, now=now)
+    if not state.period.start <= now < state.period.end:
+        # A grant funds its own dates only: before it starts or after it ends, it pays for nothing.
+        raise PermissionDenied(
+            f"The project's budget pool '{allocation.pool.name}' does not fund work now: its period runs from "
+            f"{state.period.start:%Y-%m-%d} to {state.period.end:%Y-%m-%d}.",
+            code="BUDGET_EXCEEDED",
+            details=f"Allocation {allocation.pk} of budget pool {allocation.pool_id} is outside its pool's dates.",
+            remediation=(
+                "Ask an organization owner or admin to extend the pool's end date, or to fund the project from a "
+                "current pool."
+            ),
+            extra={
+                "allocation_id": allocation.pk,
+                "allocated": money(allocation.amount),
+                "spent": money(state.spent),
+                "reserved": money(state.reserved),
+                "estimate": money(estimate),
+                "limit": money(ZERO),
+                "threshold": ZERO,
+            },
+        )
     threshold = allocation.prevent_launch_threshold if allocation.prevent_launch_threshold is not None else FULL
     limit = allocation.amount * threshold
     if state.total + estimate > limit:

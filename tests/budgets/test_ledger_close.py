@@ -41,6 +41,7 @@ def running_workspace(org, project, owner, name: str, *, since: datetime | None 
         volume_billed=True,
         ledger_through=since,
         run_started_at=since,
+        state_changed_at=since or datetime(2026, 1, 1, tzinfo=UTC),
     )
 
 

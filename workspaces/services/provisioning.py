@@ -9,7 +9,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from templates.cloud_init import render_user_data
-from workspaces import cloud, dispatch
+from workspaces import cloud, dispatch, sizing
 from workspaces.models import (
     ProvisionJob,
     Workspace,
@@ -140,16 +140,17 @@ def workspace_provision(*, job_id: str) -> None:
 def spot_rate(provider: cloud.AwsProvider, workspace: Workspace, info: cloud.InstanceInfo) -> dict[str, Any]:
     """For a spot instance that has just started: the spot price in its zone now (EC2's
     DescribeSpotPriceHistory), to record as its rate for this run; no assumed discount. Empty when it is not
-    spot or EC2 quotes nothing (the rate stays the on-demand one, an upper bound)."""
+    spot; the on-demand rate (an upper bound) when EC2 quotes nothing."""
     if not workspace.spot:
         return {}
     try:
         price = provider.spot_price(workspace.instance_type, info.availability_zone)
     except cloud.CloudError as error:
-        logger.warning("No spot price for %s (%s); keeping %s/h", workspace.pk, error, workspace.hourly_rate)
-        return {}
+        logger.warning("No spot price for %s (%s); billing the on-demand rate", workspace.pk, error)
+        return {"hourly_rate": sizing.hourly_rate(workspace.instance_type, workspace.region, spot=True)}
     if price is None:
-        return {}
+        # Not the previous run's spot price: the on-demand rate, which spot never bills above.
+        return {"hourly_rate": sizing.hourly_rate(workspace.instance_type, workspace.region, spot=True)}
     return {"hourly_rate": price.quantize(Decimal("0.0001"), rounding=ROUND_HALF_UP)}
 
 

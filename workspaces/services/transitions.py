@@ -67,7 +67,11 @@ def record_transition(
                 return False
             current = locked.state
             now = timezone.now()
-            effective = ledger.plausible(cloud_at, after=locked.ledger_through, before=now) or now
+            # The cloud's time counts if it is after the previous change and not after now; an interval the
+            # midnight close has already written cannot be unwritten, so it never goes before `ledger_through`.
+            effective = ledger.plausible(cloud_at, after=locked.state_changed_at, before=now) or now
+            if locked.ledger_through is not None:
+                effective = max(effective, locked.ledger_through)
             rate = fields.get("hourly_rate", locked.hourly_rate)
             transition = StateTransition.objects.create(
                 workspace=locked,
