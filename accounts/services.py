@@ -92,7 +92,7 @@ def organization_update(
     *, actor: User, organization: Organization, name: str | None = None, time_zone: str | None = None
 ) -> Organization:
     """Rename, or set the time zone whose midnights end the organization's days (cost history, the ledger's
-    daily close, monthly budget periods) from now on; rows already written keep their day."""
+    daily close, monthly budget periods); only before the organization has cost history."""
     require_org_role(user=actor, organization=organization, minimum=OrgRole.ADMIN)
     if name is not None:
         name = clean_name(name)
@@ -106,6 +106,17 @@ def organization_update(
         changes["name"] = [organization.name, name]
         organization.name = name
     if time_zone is not None and time_zone != organization.time_zone:
+        from budgets.models import CostEntry
+
+        if CostEntry.objects.filter(organization=organization).exists():
+            # Ledger rows are dated by the organization's days: another zone would split periods and history.
+            raise Conflict(
+                "The time zone cannot change once the organization has cost history.",
+                code="CONFLICT",
+                details="Ledger rows are dated by the days of the current time zone.",
+                remediation="Set the time zone before the first launch; an operator can change it in the admin.",
+                fields={"time_zone": ["Fixed once there is cost history."]},
+            )
         changes["time_zone"] = [organization.time_zone, time_zone]
         organization.time_zone = time_zone
     if changes:

@@ -12,7 +12,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db.models import Max, Q
 
 from accounts.models import User
 from audit.services import audit_record
@@ -188,6 +188,15 @@ def allocation_update(
         _refuse_oversubscription(
             pool, allocated=_allocated(pool, excluding=allocation.pk), asked=wanted["amount"], what="This amount"
         )
+    if "amount" in changes:
+        # A member's cap is a share of the allocation: the allocation cannot shrink below one.
+        largest = MemberCap.objects.filter(allocation=allocation).aggregate(largest=Max("amount"))["largest"]
+        if largest is not None and wanted["amount"] < largest:
+            raise ValidationFailed(
+                f"A member's cap ({largest}) is larger than {wanted['amount']}.",
+                fields={"allocated_amount": [f"At least the largest member cap ({largest})."]},
+                remediation="Lower the caps first (`PUT /api/v1/budgets/{id}/allocations/{allocation_id}/caps`).",
+            )
     if changes:
         for field in changes:
             setattr(allocation, field, wanted[field])

@@ -30,3 +30,32 @@ def test_a_plain_member_cannot_change_the_time_zone(org):
     assert response.status_code == 403
     org.refresh_from_db()
     assert org.time_zone == "UTC"
+
+
+def test_the_time_zone_is_fixed_once_there_is_cost_history(owner_client, org, project, owner):
+    from datetime import UTC, datetime
+    from decimal import Decimal
+
+    from tests.support import record_cost
+    from workspaces.models import Workspace
+
+    workspace = Workspace.objects.create(organization=org, project=project, owner=owner, name="w")
+    at = datetime(2026, 6, 1, tzinfo=UTC)
+    record_cost(
+        organization=org,
+        workspace=workspace,
+        project=project,
+        kind="compute",
+        item="t3.medium",
+        start=at,
+        end=at,
+        day=at.date(),
+        quantity=Decimal(1),
+        unit="seconds",
+        rate=Decimal(1),
+        amount=Decimal(1),
+    )
+    error = assert_error(
+        owner_client.patch(f"/api/v1/organizations/{org.pk}", {"time_zone": "Asia/Tokyo"}, format="json"), 409
+    )
+    assert "time_zone" in error["fields"]

@@ -394,15 +394,30 @@ def workspace_extend(*, actor: Actor, workspace: Workspace, hours: float | None)
             fields={"hours": [f"At most {limit} hours from now, counting the TTL already set."]},
             remediation=f"Ask for fewer hours, or extend again later; the limit is {limit} hours from now.",
         )
-    workspace.expires_at = base + timedelta(hours=hours)
-    workspace.save(update_fields=["expires_at", "updated_at"])
-    audit_record(
-        actor=actor,
-        action="workspace.extend",
-        target=workspace,
-        organization=workspace.organization,
-        metadata={"hours": hours, "expires_at": workspace.expires_at.isoformat()},
-    )
+    metadata: dict = {"hours": hours}
+    with transaction.atomic():
+        if workspace.state in (S.RUNNING, S.STARTING, S.RESUMING):
+            # More hours of a running machine are more cost: held against the allocation like a start (or refused).
+            hold = reservations.hold(
+                project_id=workspace.project_id,
+                member_id=workspace.owner_id,
+                hourly_rate=workspace.hourly_rate,
+                storage_monthly_rate=workspace.storage_monthly_rate,
+                expires_at=now + timedelta(hours=hours),
+                now=now,
+            )
+            if hold is not None:
+                metadata["reserved"] = str(hold.reserve(workspace_id=workspace.pk, reason="extend").amount)
+        workspace.expires_at = base + timedelta(hours=hours)
+        workspace.save(update_fields=["expires_at", "updated_at"])
+        metadata["expires_at"] = workspace.expires_at.isoformat()
+        audit_record(
+            actor=actor,
+            action="workspace.extend",
+            target=workspace,
+            organization=workspace.organization,
+            metadata=metadata,
+        )
     return workspace
 
 

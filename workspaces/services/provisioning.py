@@ -231,8 +231,11 @@ def workspace_launch_failed(*, job_id: str, code: str, message: str) -> None:
     workspace = job.workspace
     provider = provider_for(workspace)
     cleanup_errors = []
+    launched_at = None
     try:
         instances = provider.find_workspace_instances(workspace.pk, workspace.cloud_account_id)
+        # An instance that did exist is billed from its launch (the ledger), not from the request.
+        launched_at = min((info.launch_time for info in instances if info.launch_time), default=None)
         for instance in instances:
             provider.terminate(instance.instance_id)
         if instances:
@@ -248,6 +251,7 @@ def workspace_launch_failed(*, job_id: str, code: str, message: str) -> None:
         to_state=S.ERROR,
         expected_from=[S.LAUNCHING, S.PENDING],
         reason=f"launch failed: {code}",
+        cloud_launch_time=launched_at,
         error_message=f"{code}: {message}",
     )
     job.status, job.finished_at, job.lease_expires_at = ProvisionJob.Status.FAILED, timezone.now(), None
