@@ -20,13 +20,13 @@ from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
 from django.conf import settings
-from django.db.models import Q, Sum
 from django.utils import timezone
 
 from budgets import ledger
-from budgets.models import Allocation, CostEntry, MemberCap, Reservation
-from budgets.selectors import money, open_workspaces
+from budgets.models import Allocation, MemberCap, Reservation
+from budgets.selectors import money
 from budgets.services.periods import Period, current_period
+from budgets.spending import period_spending
 from platform_site.errors import PermissionDenied, ValidationFailed
 from projects.models import Project
 
@@ -73,31 +73,20 @@ class Committed:
 
 
 def committed(*, allocation: Allocation, member_id: int | None, now: datetime) -> Committed:
-    """What the allocation has spent in its current period and holds in reservations (three queries)."""
-    project = allocation.project
-    period = current_period(allocation.pool, zone=ledger.zone_of(project.organization.time_zone), now=now)
-    closed = dict(
-        CostEntry.objects.filter(project_id=project.pk, start__gte=period.start, start__lt=min(period.end, now))
-        .values_list("member_id")
-        .annotate(total=Sum("amount"))
-        .order_by()
-        .values_list("member_id", "total")
-    )
-    spent = sum(closed.values(), ZERO)
-    member_spent = closed.get(member_id, ZERO) if member_id is not None else ZERO
-    open_by_workspace: dict[str, Decimal] = {}
-    for workspace in open_workspaces(Q(project_id=project.pk)):
-        cost = ledger.open_cost(workspace, now=now, since=period.start).total if period.start <= now else ZERO
-        open_by_workspace[workspace.pk] = cost
-        spent += cost
-        if workspace.owner_id == member_id:
-            member_spent += cost
+    """What the allocation has spent in its current period (budgets.spending, as the thresholds count it) and
+    holds in reservations (three queries). Needs `pool` and `project__organization` loaded."""
+    project_id = allocation.project_id
+    period = current_period(allocation.pool, zone=ledger.zone_of(allocation.project.organization.time_zone), now=now)
+    spending = period_spending([allocation], now)
+    spent = spending.by_project[project_id]
+    member_spent = spending.by_member[(project_id, member_id)] if member_id is not None else ZERO
     reserved = member_reserved = ZERO
     held = Reservation.objects.filter(allocation_id=allocation.pk, released_at__isnull=True).values_list(
         "workspace_id", "user_id", "remaining"
     )
     for workspace_id, user_id, remaining in held:
-        still = max(remaining - open_by_workspace.get(workspace_id, ZERO), ZERO)
+        # Only what its workspace's open (unwritten) cost has not used yet: that cost is in `spent` already.
+        still = max(remaining - spending.open_by_workspace.get(workspace_id, ZERO), ZERO)
         reserved += still
         if member_id is not None and user_id == member_id:
             member_reserved += still
