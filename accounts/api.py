@@ -28,6 +28,7 @@ from accounts.serializers import (
     TokenPurgeSerializer,
     TokenSerializer,
     UserProfileSerializer,
+    user_profile_rows,
 )
 from platform_site.api import fields as strict
 from platform_site.api.views import ScopedAPIView
@@ -134,9 +135,24 @@ class _UserView(ScopedAPIView):
 
 
 class UserListView(mixins.ListModelMixin, _UserView):
+    # Keyset paging (platform_site.api.pagination) over the unique username index: deep pages cost what the
+    # first does.
+    keyset_ordering = ("username",)
+
+    def page_rows(self, queryset):
+        return selectors.user_list_rows(users=queryset)
+
     @extend_schema(summary="Users who share an organization with the caller.", tags=["users"])
     def get(self, request):
         return self.list(request)
+
+    def list(self, request, *args, **kwargs):
+        # The page as plain rows and one query for their shared memberships: no serializer per row (the
+        # answer is UserProfileSerializer's, tests/accounts/test_users_list_perf.py compares them).
+        page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
+        rows = list(page or [])
+        memberships = selectors.shared_memberships_of(viewer=request.user, rows=rows)
+        return self.get_paginated_response(user_profile_rows(rows, memberships))
 
 
 class UserProfileView(_UserView):

@@ -36,14 +36,7 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
                 raise TokenRejected("TOKEN_INVALID", "Malformed Authorization header.")
             token = token_authenticate(secret=secret, ip=ip)
         except TokenRejected as rejected:
-            credentials = [("token", secret)] if secret else []
-            wait = ratelimit.failed_auth_wait(ip, credentials=credentials)
-            if wait is not None:
-                raise exceptions.Throttled(
-                    wait=wait, detail="Too many failed authentications.", code="AUTH_THROTTLED"
-                ) from None
-            ratelimit.record_failed_auth(ip, credentials=credentials)
-            raise exceptions.AuthenticationFailed(rejected.message, code=rejected.code) from None
+            ratelimit.refuse_bearer_token(ip, secret, code=rejected.code, message=rejected.message)
         return token.user, token
 
     def authenticate_header(self, request) -> str:

@@ -99,8 +99,14 @@ class User(AbstractUser):
 
     @property
     def display_name(self) -> str:
-        # Names may come from an OAuth provider or predate validation: never show a control character.
-        return without_unsafe_characters(self.get_full_name()).strip() or self.username
+        return display_name_of(first_name=self.first_name, last_name=self.last_name, username=self.username)
+
+
+def display_name_of(*, first_name: str, last_name: str, username: str) -> str:
+    """User.display_name from the columns alone (lists read rows with .values(), not model objects)."""
+    # Names may come from an OAuth provider or predate validation: never show a control character.
+    full_name = f"{first_name} {last_name}".strip()  # AbstractUser.get_full_name
+    return without_unsafe_characters(full_name).strip() or username
 
 
 class OrganizationQuerySet(ScopedQuerySet):

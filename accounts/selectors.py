@@ -1,6 +1,13 @@
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
 from django.db.models import Count, OuterRef, Prefetch, QuerySet, Subquery
 
 from accounts.models import Membership, Organization, User
+
+# What a user list reads of each user: plain rows (.values()), no model objects.
+USER_ROW_FIELDS = ("id", "username", "email", "first_name", "last_name", "date_joined")
 
 
 def users_with_shared_memberships(*, viewer: User, users: QuerySet[User]) -> QuerySet[User]:
@@ -18,6 +25,27 @@ def users_with_shared_memberships(*, viewer: User, users: QuerySet[User]) -> Que
             to_attr="shared_memberships",
         )
     )
+
+
+def user_list_rows(*, users: QuerySet[User]) -> QuerySet:
+    """`users` (already scoped and ordered) as plain rows for a page of the user list."""
+    rows: QuerySet = users.prefetch_related(None).values(*USER_ROW_FIELDS)
+    return rows
+
+
+def shared_memberships_of(*, viewer: User, rows: Sequence[dict[str, Any]]) -> dict[int, list[dict[str, Any]]]:
+    """The memberships of each listed user in organizations the viewer belongs to, by user id, in one query
+    (the same rows and order as users_with_shared_memberships, read as values)."""
+    viewer_orgs = Membership.objects.filter(user=viewer).values("organization_id")
+    found: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    memberships = (
+        Membership.objects.filter(user_id__in=[row["id"] for row in rows], organization_id__in=viewer_orgs)
+        .order_by("organization__name")
+        .values("user_id", "role", "organization_id", "organization__name", "organization__slug")
+    )
+    for membership in memberships:
+        found[membership["user_id"]].append(membership)
+    return found
 
 
 def organizations_for(*, user: User, queryset: QuerySet[Organization] | None = None) -> QuerySet[Organization]:

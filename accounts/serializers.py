@@ -1,8 +1,15 @@
+from collections.abc import Mapping, Sequence
+from typing import Any
+
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from accounts.models import ApiToken, Membership, Organization, OrgRole, TokenScope, User
+from accounts.models import ApiToken, Membership, Organization, OrgRole, TokenScope, User, display_name_of
 from platform_site.api import fields as strict
+
+# One field object formats every date of a list (DRF's own formatting: ISO 8601, "Z" for UTC), instead of
+# a serializer and its fields built per row.
+_DATETIME = serializers.DateTimeField()
 
 
 class OrganizationRefSerializer(serializers.Serializer):
@@ -24,6 +31,32 @@ class UserProfileSerializer(serializers.ModelSerializer):
     def get_organizations(self, user) -> list[dict]:
         # Filled by selectors.users_with_shared_memberships: only organizations the caller shares.
         return OrganizationRefSerializer(getattr(user, "shared_memberships", []), many=True).data
+
+
+def user_profile_rows(
+    rows: Sequence[Mapping[str, Any]], memberships: Mapping[int, Sequence[Mapping[str, Any]]]
+) -> list[dict[str, Any]]:
+    """What UserProfileSerializer(many=True) answers, from selectors.user_list_rows and
+    selectors.shared_memberships_of, as plain functions (the class stays: it is the OpenAPI schema, and the
+    profile views use it)."""
+    return [
+        {
+            "username": row["username"],
+            "email": row["email"],
+            "name": display_name_of(first_name=row["first_name"], last_name=row["last_name"], username=row["username"]),
+            "date_joined": _DATETIME.to_representation(row["date_joined"]),
+            "organizations": [
+                {
+                    "id": membership["organization_id"],
+                    "name": membership["organization__name"],
+                    "slug": membership["organization__slug"],
+                    "role": membership["role"],
+                }
+                for membership in memberships.get(row["id"], ())
+            ],
+        }
+        for row in rows
+    ]
 
 
 class TokenSerializer(serializers.ModelSerializer):

@@ -42,7 +42,11 @@ class AuditEvent(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
-        indexes = [models.Index(fields=["organization", "-created_at"])]
+        indexes = [
+            models.Index(fields=["organization", "-created_at"]),
+            # The list's order: its pages are read from this index instead of sorting the whole trail.
+            models.Index(fields=["-created_at", "-id"], name="audit_event_newest_first"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.actor_label} {self.action} {self.target_type}:{self.target_id}"

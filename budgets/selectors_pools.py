@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from budgets import ledger
 from budgets.models import Allocation, BudgetAlert, BudgetPool, CostDay, CostEntry, MemberCap
-from budgets.selectors import ZERO, money, open_workspaces
+from budgets.selectors import ZERO, money, open_spend_by_project, open_workspaces
 from budgets.services.periods import current_period
 from platform_site.actors import Caller
 
@@ -68,12 +68,10 @@ def spent_by_project(
         )
         for project_id, total in totals:
             spent[project_id] += total
-    current = [project_id for project_id, (start, end) in windows.items() if start <= now < end]
-    if current:
-        for workspace in open_workspaces(Q(project_id__in=current)):
-            # An interval left open since before the period began counts from the period's start.
-            since = windows[workspace.project_id][0]
-            spent[workspace.project_id] += ledger.open_cost(workspace, now=now, since=since).total
+    # An interval left open since before the period began counts from the period's start.
+    current = {project_id: start for project_id, (start, end) in windows.items() if start <= now < end}
+    for project_id, cost in open_spend_by_project(current, now=now).items():
+        spent[project_id] += cost.total
     return spent
 
 

@@ -50,6 +50,11 @@ class BudgetAlertSerializer(serializers.Serializer):
     created_at = strict.DateTimeField()
 
 
+class IdleSavingsSerializer(serializers.Serializer):
+    total_usd = Money()
+    actions = strict.IntegerField(help_text="How many idle actions (hibernate, stop) were taken.")
+
+
 class ProjectBudgetSerializer(serializers.Serializer):
     project_id = strict.CharField()
     allocation_id = strict.CharField(allow_null=True)
@@ -66,6 +71,10 @@ class ProjectBudgetSerializer(serializers.Serializer):
     not_included = NotIncludedField()
     hibernation_savings = Money(
         help_text="What the period's stopped and hibernated time would have cost at each workspace's compute rate."
+    )
+    idle_savings = IdleSavingsSerializer(
+        help_text="What idle detection's actions (hibernate, stop) taken in the period saved: each action's compute "
+        "rate times the hours until the workspace started again (or now, or its TTL)."
     )
     top_spending_instances = TopSpendingInstanceSerializer(many=True)
     budget_alerts = serializers.DictField(

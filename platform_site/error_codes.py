@@ -79,6 +79,7 @@ class ErrorCode(StrEnum):
     PROJECT_NOT_FOUND = "PROJECT_NOT_FOUND"
     PROVIDER_NOT_FOUND = "PROVIDER_NOT_FOUND"
     ROUTE_NOT_FOUND = "ROUTE_NOT_FOUND"
+    SNOOZE_LINK_INVALID = "SNOOZE_LINK_INVALID"
     TEMPLATE_NOT_FOUND = "TEMPLATE_NOT_FOUND"
     TOKEN_NOT_FOUND = "TOKEN_NOT_FOUND"
     USER_NOT_FOUND = "USER_NOT_FOUND"
@@ -94,6 +95,7 @@ class ErrorCode(StrEnum):
     ALREADY_MEMBER = "ALREADY_MEMBER"
     AMBIGUOUS_REFERENCE = "AMBIGUOUS_REFERENCE"
     HIBERNATION_NOT_SUPPORTED = "HIBERNATION_NOT_SUPPORTED"
+    IDLE_DETECTION_DISABLED = "IDLE_DETECTION_DISABLED"
     INVALID_STATE = "INVALID_STATE"
     INVITATION_ALREADY_ACCEPTED = "INVITATION_ALREADY_ACCEPTED"
     INVITATION_ALREADY_DECLINED = "INVITATION_ALREADY_DECLINED"
@@ -304,6 +306,11 @@ ERRORS: dict[ErrorCode, ErrorSpec] = {
         "No such workspace visible to the caller.",
         "List your workspaces with `GET /api/v1/instances` and use one's id or name.",
     ),
+    ErrorCode.SNOOZE_LINK_INVALID: ErrorSpec(
+        404,
+        "The snooze link is not valid: altered, older than 24 hours, or already used (or its warning no longer holds).",
+        "Snooze from the workspace's page in the console, or with `POST /api/v1/idle/instances/{name}/snooze`.",
+    ),
     ErrorCode.INVITATION_NOT_FOUND: ErrorSpec(
         404,
         "No such invitation, or the link is not valid.",
@@ -402,6 +409,11 @@ ERRORS: dict[ErrorCode, ErrorSpec] = {
         409,
         "The workspace was not launched with hibernation (instance type or image).",
         "Stop it instead with `POST /api/v1/instances/{name}/stop`.",
+    ),
+    ErrorCode.IDLE_DETECTION_DISABLED: ErrorSpec(
+        409,
+        "Idle detection is off for the workspace, so there is nothing to snooze.",
+        "Turn it on with `POST /api/v1/idle/instances/{name}/configure` (`enabled: true`) if you want it.",
     ),
     ErrorCode.INVALID_STATE: ErrorSpec(
         409,

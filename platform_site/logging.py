@@ -19,7 +19,7 @@ from platform_site.middleware import redact_secrets
 PLAIN_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
 
 # Fields an access line carries besides its message (platform_site.middleware.RequestContextMiddleware).
-ACCESS_FIELDS = ("method", "path", "status", "duration_ms")
+ACCESS_FIELDS = ("method", "path", "status", "duration_ms", "queries")
 
 
 class UncaughtServerErrorsOnly(logging.Filter):

@@ -1,9 +1,13 @@
+import contextlib
 import logging
 import re
 import time
+from collections.abc import Callable, Iterator
+from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import DisallowedHost
+from django.db import connections
 from django.http import HttpRequest, HttpResponse
 
 from platform_site import request_context
@@ -40,13 +44,15 @@ class RequestContextMiddleware:
         token = request_context.activate(
             request_context.RequestContext(request_id=request.request_id, ip=request.client_ip)
         )
+        counter = QueryCounter()
         try:
-            response = self._refuse_early(request) or self.get_response(request)
+            with counter.counting(enabled=settings.CARREL_ACCESS_LOG):
+                response = self._refuse_early(request) or self.get_response(request)
         finally:
             request_context.deactivate(token)
         response["X-Request-ID"] = request.request_id
         if settings.CARREL_ACCESS_LOG:
-            log_access(request, response, duration_ms=(time.monotonic() - started) * 1000)
+            log_access(request, response, duration_ms=(time.monotonic() - started) * 1000, queries=counter.count)
         return response
 
     def _refuse_early(self, request: HttpRequest) -> HttpResponse | None:
@@ -93,28 +99,55 @@ class RequestContextMiddleware:
         return None
 
 
-def log_access(request: HttpRequest, response: HttpResponse, *, duration_ms: float) -> None:
-    """The request's one access line: `GET /path?query 404 12ms`, secrets redacted.
+class QueryCounter:
+    """Counts the SQL statements a request runs, with DEBUG off too (`connection.queries` is kept only with
+    DEBUG, and keeps every statement's text): one wrapper call per statement, on every configured database.
 
-    Method, path, status and duration are also record attributes (fields of the JSON format), and so is the
-    request id: the line is written after the request's context has ended.
+    The wrappers belong to the thread's connections, so the count is the request's own under threaded
+    workers as well. A statement counts once whether it ran (execute) or was run many times (executemany).
+    Statements run while a streaming response is sent, after the middleware has returned, are not counted.
+    """
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __call__(self, execute: Callable[..., Any], sql: str, params: Any, many: bool, context: dict) -> Any:
+        self.count += 1
+        return execute(sql, params, many, context)
+
+    @contextlib.contextmanager
+    def counting(self, *, enabled: bool = True) -> Iterator["QueryCounter"]:
+        if not enabled:
+            yield self
+            return
+        with contextlib.ExitStack() as stack:
+            for connection in connections.all():
+                stack.enter_context(connection.execute_wrapper(self))
+            yield self
+
+
+def log_access(request: HttpRequest, response: HttpResponse, *, duration_ms: float, queries: int | None = None) -> None:
+    """The request's one access line: `GET /path?query 404 12ms 3q`, secrets redacted.
+
+    Method, path, status and duration are also record attributes (fields of the JSON format), and so are the
+    number of SQL statements (`queries`, when counted) and the request id: the line is written after the
+    request's context has ended.
     """
     path = redact_secrets(request.get_full_path())
     duration = round(duration_ms, 1)
-    access_logger.info(
-        "%s %s %s %dms",
-        request.method,
-        path,
-        response.status_code,
-        duration_ms,
-        extra={
-            "request_id": getattr(request, "request_id", None) or "-",
-            "method": request.method,
-            "path": path,
-            "status": response.status_code,
-            "duration_ms": duration,
-        },
-    )
+    extra: dict[str, object] = {
+        "request_id": getattr(request, "request_id", None) or "-",
+        "method": request.method,
+        "path": path,
+        "status": response.status_code,
+        "duration_ms": duration,
+    }
+    message, args = "%s %s %s %dms", [request.method, path, response.status_code, duration_ms]
+    if queries is not None:
+        message += " %dq"
+        args.append(queries)
+        extra["queries"] = queries
+    access_logger.info(message, *args, extra=extra)
 
 
 class RequestContextLogFilter(logging.Filter):

@@ -1,14 +1,14 @@
 from django.contrib import admin
 from django.urls import include, path, re_path
-from django.views.generic import TemplateView
 
 from platform_site.api.errors import api_route_not_found
 
 urlpatterns = [
-    path("", TemplateView.as_view(template_name="home.html"), name="home"),
+    path("", include("console.urls")),
     path("admin/", admin.site.urls),
     path("accounts/", include("allauth.urls")),
     path("invitations/", include("invitations.urls")),
+    path("idle/", include("idle.urls")),
     path("api/v1/", include("platform_site.api.urls")),
     re_path(r"^api/", api_route_not_found),
 ]

@@ -274,7 +274,11 @@ ROWS: list[Row] = [
 # fmt: on
 
 # Money routes keep their rows in their own modules (o.pool and o.allocation are A's or B's pool and allocation).
+# The browser console's pages keep theirs in tests/isolation_matrix_console.py; idle detection's (API, agent,
+# snooze link and console forms) are in tests/isolation_matrix_idle.py.
+from tests.isolation_matrix_console import ROWS as CONSOLE_ROWS  # noqa: E402
 from tests.isolation_matrix_costs import ROWS as COST_ROWS  # noqa: E402
+from tests.isolation_matrix_idle import ROWS as IDLE_ROWS  # noqa: E402
 from tests.isolation_matrix_pools import ROWS as POOL_ROWS  # noqa: E402
 
-ROWS += POOL_ROWS + COST_ROWS
+ROWS += POOL_ROWS + COST_ROWS + CONSOLE_ROWS + IDLE_ROWS

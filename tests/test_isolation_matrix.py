@@ -319,6 +319,7 @@ SNAPSHOT_APPS = [
     "projects",
     "workspaces",
     "budgets",
+    "idle",
     "invitations",
     "workspace_templates",
     "account",
@@ -427,7 +428,8 @@ def prepare(world, row: matrix.Row, actor: str, *, foreign: bool):
 
 
 def send(client, row: matrix.Row, path: str, body):
-    kwargs = {"format": "json"} if body is not None and not row.session else {}
+    # HTML pages get what a browser's form sends; the API gets JSON.
+    kwargs = {"format": "multipart" if row.session else "json"} if body is not None else {}
     return getattr(client, row.method.lower())(path, body, **kwargs)
 
 
@@ -478,8 +480,8 @@ def run_case(world, row, actor, expected, *, foreign, side_effects, capture_on_c
     if response.streaming:  # a streamed body (the CSV export) is read once, here
         response = read_stream(response)
     where = f"{row.method} {path} as {actor}" + (" (organization B's objects)" if foreign else "")
-    body = response.content[:400].decode(errors="replace")
-    assert response.status_code == expected, f"{where}: expected {expected}, got {response.status_code}: {body}"
+    shown = response.content[:400].decode(errors="replace")
+    assert response.status_code == expected, f"{where}: expected {expected}, got {response.status_code}: {shown}"
     check_envelope(path, response)
     check_no_leak(world, row, actor, foreign=foreign, path=path, body=body, response=response)
     if refused:

@@ -8,6 +8,7 @@ loopback in the sandbox and tests). Clients use botocore's standard retry mode; 
 
 import base64
 import binascii
+import dataclasses
 import functools
 import logging
 import re
@@ -51,6 +52,7 @@ TRANSIENT_CODES = {
     "InsufficientCapacity",
     "RequestTimeout",
 }
+# EC2 takes at most 200 values per filter (and 1000 InstanceIds, which fail the call on an unknown id).
 DESCRIBE_BATCH = 200
 # EBS volume types that accept provisioned IOPS / throughput in a block device mapping (EC2 refuses them elsewhere).
 IOPS_VOLUME_TYPES = frozenset({"gp3", "io1", "io2"})
@@ -106,6 +108,31 @@ class InstanceInfo:
     def workspace_id(self) -> str | None:
         return self.tags.get(WORKSPACE_TAG)
 
+    def to_json(self) -> dict[str, Any]:
+        """For a task message (JSON): times as ISO 8601."""
+        data = dataclasses.asdict(self)
+        for name in ("launch_time", "transition_time"):
+            data[name] = data[name].isoformat() if data[name] is not None else None
+        return data
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> "InstanceInfo":
+        fields = dict(data)
+        for name in ("launch_time", "transition_time"):
+            fields[name] = datetime.fromisoformat(fields[name]) if fields.get(name) else None
+        return cls(**fields)
+
+
+# CloudWatch GetMetricData: at most 500 metric queries per call (results past 100,800 datapoints page on NextToken).
+METRIC_QUERIES_PER_CALL = 500
+
+
+@dataclass(frozen=True)
+class MetricSeries:
+    """One metric query's datapoints, (timestamp, value) oldest first."""
+
+    points: list[tuple[datetime, float]]
+
 
 @dataclass(frozen=True)
 class LaunchSpec:
@@ -154,9 +181,9 @@ def _classify(error: Exception, operation: str) -> CloudError:
 
 # --- Client hooks ---------------------------------------------------------------------------------
 # The one extension point: CARREL_CLOUD_CLIENT_HOOKS names functions (dotted paths) that are called with
-# every new EC2 client and may register botocore event handlers on `client.meta.events` (for instance
-# `before-send.ec2` or `after-call.ec2`). Production registers none; the test and bench settings register
-# theirs (tests/cloud_hooks.py) this way.
+# every new EC2 (and CloudWatch) client and may register botocore event handlers on `client.meta.events`
+# (for instance `before-send.ec2` or `after-call.cloudwatch`). Production registers none; the test and bench
+# settings register theirs (tests/cloud_hooks.py) this way.
 
 
 @functools.lru_cache(maxsize=8)
@@ -200,15 +227,49 @@ class AwsProvider:
         self.account = account
         self.region = region or account.region
         session = self._session()
-        config = Config(
+        config = self._client_config()
+        self.ec2: EC2Client = session.client("ec2", endpoint_url=account.endpoint_url or None, config=config)
+        for hook in client_hooks():
+            hook(self.ec2)
+
+    def _client_config(self) -> Config:
+        return Config(
             region_name=self.region,
             retries={"mode": "standard", "total_max_attempts": settings.CARREL_CLOUD_MAX_ATTEMPTS},
             connect_timeout=5,
             read_timeout=30,
         )
-        self.ec2: EC2Client = session.client("ec2", endpoint_url=account.endpoint_url or None, config=config)
+
+    def metric_data(self, queries: list[dict[str, Any]], start: datetime, end: datetime) -> dict[str, MetricSeries]:
+        """CloudWatch GetMetricData for up to METRIC_QUERIES_PER_CALL queries (each {"Id", "MetricStat"}), following
+        NextToken: each query's datapoints between `start` and `end`, merged across pages, oldest first."""
+        if len(queries) > METRIC_QUERIES_PER_CALL:
+            raise ValueError(f"GetMetricData takes at most {METRIC_QUERIES_PER_CALL} queries a call")
+        client = self._session().client(
+            "cloudwatch", endpoint_url=self.account.endpoint_url or None, config=self._client_config()
+        )
         for hook in client_hooks():
-            hook(self.ec2)
+            hook(client)
+        found: dict[str, dict[datetime, float]] = {query["Id"]: {} for query in queries}
+        params: dict[str, Any] = {
+            "MetricDataQueries": queries,
+            "StartTime": start,
+            "EndTime": end,
+            "ScanBy": "TimestampAscending",
+        }
+        while True:
+            try:
+                response = client.get_metric_data(**params)
+            except (ClientError, BotoCoreError) as error:
+                raise _classify(error, "GetMetricData") from error
+            for result in response.get("MetricDataResults", []):
+                points = found.setdefault(result["Id"], {})
+                points.update(zip(result.get("Timestamps", []), result.get("Values", []), strict=False))
+            token = response.get("NextToken")
+            if not token:
+                break
+            params["NextToken"] = token
+        return {key: MetricSeries(sorted(points.items())) for key, points in found.items()}
 
     def _session(self) -> boto3.Session:
         account = self.account
@@ -335,13 +396,21 @@ class AwsProvider:
         return min((price for _, price in newest.values()), default=None)
 
     def describe(self, instance_ids: Iterable[str]) -> dict[str, InstanceInfo]:
-        """Many instances in few calls. Ids the provider does not know are simply absent."""
+        """Many instances in few calls (DESCRIBE_BATCH ids a call). Ids the provider does not know (yet: EC2
+        is eventually consistent, a new instance may not be listed at once) are simply absent: the
+        `instance-id` filter leaves them out, where InstanceIds would fail the whole call with
+        InvalidInstanceID.NotFound."""
         ids = sorted(set(instance_ids))
         found: dict[str, InstanceInfo] = {}
         for start in range(0, len(ids), DESCRIBE_BATCH):
             batch = ids[start : start + DESCRIBE_BATCH]
-            response = self._call("DescribeInstances", Filters=[{"Name": "instance-id", "Values": batch}])
-            found.update({info.instance_id: info for info in _instances(response)})
+            params: dict[str, Any] = {"Filters": [{"Name": "instance-id", "Values": batch}]}
+            while True:
+                response = self._call("DescribeInstances", **params)
+                found.update({info.instance_id: info for info in _instances(response)})
+                if not response.get("NextToken"):
+                    break
+                params["NextToken"] = response["NextToken"]
         return found
 
     def stop(self, instance_id: str, *, hibernate: bool = False) -> None:

@@ -199,6 +199,15 @@ class Workspace(models.Model):
         indexes = [
             models.Index(fields=["project", "state"]),
             models.Index(fields=["state", "expires_at"]),
+            # GET /instances pages in (created_at DESC, id) order (keyset paging): one index per way the list
+            # narrows, so a page is a range scan from its cursor, never a sort of every visible workspace.
+            # The project is carried for the visibility filter: skipping to a page by number reads this index only.
+            models.Index(fields=["-created_at", "id"], include=["project"], name="workspace_list_order"),
+            models.Index(fields=["project", "-created_at", "id"], name="workspace_list_project_order"),
+            # Carries what the count of an owner's workspaces filters on, so that count reads this index only.
+            models.Index(
+                fields=["owner", "-created_at", "id"], include=["project", "state"], name="workspace_list_owner_order"
+            ),
         ]
         constraints = [
             models.UniqueConstraint(
@@ -278,6 +287,8 @@ class ProvisionJob(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+        # The list's launch_progress reads each workspace's latest job (workspaces.selectors.workspace_list_rows).
+        indexes = [models.Index(fields=["workspace", "-created_at"], name="job_latest_per_workspace")]
 
     def __str__(self) -> str:
         return f"{self.kind} {self.workspace_id} ({self.status}, {self.progress}%)"

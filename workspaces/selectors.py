@@ -3,7 +3,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 
-from django.db.models import Prefetch, Q, QuerySet
+from django.db.models import IntegerField, OuterRef, Prefetch, Q, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from accounts.models import User
@@ -25,6 +26,45 @@ def workspaces_for(*, user: User, queryset: QuerySet[Workspace] | None = None) -
     return queryset.select_related("project", "owner", "organization").prefetch_related(
         Prefetch("jobs", queryset=ProvisionJob.objects.order_by("-created_at")),
     )
+
+
+# The columns GET /instances shows (workspaces.serializers.workspace_list_json) and what its cost is priced from
+# (budgets.selectors.COST_ROW_FIELDS); never the template snapshot or other wide columns.
+LIST_ROW_FIELDS = (
+    "name",
+    "provider_instance_id",
+    "public_ip",
+    "private_ip",
+    "instance_type",
+    "size",
+    "region",
+    "spot",
+    "template_name",
+    "project_id",
+    "project__name",
+    "owner__email",
+    "launch_time",
+    "hibernation_capable",
+    "root_volume_gb",
+    "expires_at",
+    "error_message",
+    "created_at",
+)
+
+
+def workspace_list_rows(queryset: QuerySet[Workspace]) -> QuerySet:
+    """`queryset` (already scoped) as rows of values for the list: the project's name and owner's e-mail by join,
+    the latest job's progress by a correlated subquery (one index probe per row of the page, only for the rows
+    the page returns), so a page is one query and builds no model object."""
+    from budgets.selectors import COST_ROW_FIELDS
+
+    latest_progress = (
+        ProvisionJob.objects.filter(workspace_id=OuterRef("pk")).order_by("-created_at").values("progress")[:1]
+    )
+    fields = dict.fromkeys((*COST_ROW_FIELDS, *LIST_ROW_FIELDS))
+    progress = Coalesce(Subquery(latest_progress), 0, output_field=IntegerField())
+    rows: QuerySet = queryset.values(*fields, launch_progress=progress)
+    return rows
 
 
 INSTANCE_ID_RE = re.compile(r"^i-[0-9a-f]{8,17}$")
@@ -129,3 +169,26 @@ def workspace_usage(workspace: Workspace, *, until: datetime | None = None) -> U
 
 def last_transition_to(workspace: Workspace, state: str) -> StateTransition | None:
     return workspace.transitions.filter(to_state=state).order_by("-created_at", "-id").first()
+
+
+def connect_info(workspace: Workspace) -> dict | None:
+    """How to reach a running workspace: host, SSH user and command, and each template service's URL and SSH
+    tunnel (GET /instances/{name}/connect and the console's connect panel). None until it runs with an address."""
+    host = workspace.public_ip or workspace.private_ip
+    if workspace.state != WorkspaceState.RUNNING or not host:
+        return None
+    users = workspace.template_snapshot.get("users") or []
+    user = users[0]["name"] if users else "ec2-user"
+    key_name = workspace.cloud_account.key_name if workspace.cloud_account else ""
+    identity = f"-i ~/.ssh/{key_name}.pem " if key_name else ""
+    services = [
+        {
+            "name": service["name"],
+            "url": f"http://{host}:{service['port']}",
+            "port": service["port"],
+            "local_forward": f"ssh -L {service['port']}:localhost:{service['port']} {identity}{user}@{host}",
+        }
+        for service in workspace.template_snapshot.get("services", [])
+        if service.get("port")
+    ]
+    return {"host": host, "user": user, "ssh": f"ssh {identity}{user}@{host}", "services": services}

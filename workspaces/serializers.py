@@ -2,11 +2,14 @@
 
 from decimal import Decimal
 
+from django.conf import settings
+from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field, inline_serializer
 from rest_framework import serializers
 
 from budgets import selectors as budget_selectors
+from idle.serializers import IdleLaunchSerializer
 from platform_site.api import fields as strict
 from workspaces.models import CloudAccount, FirewallRule, ProvisionJob, Workspace
 
@@ -80,6 +83,54 @@ class WorkspaceSerializer(serializers.ModelSerializer):
         return {"Project": workspace.project.name, "Owner": workspace.owner.email, "Template": workspace.template_name}
 
 
+# The list's fast path: WorkspaceSerializer's output built from rows of values (selectors.workspace_list_rows)
+# by plain code, with DRF's own fields formatting dates and decimals as the serializer does. WorkspaceSerializer
+# stays the schema, the detail view's shape and the reference a test compares this with, key by key.
+_RATE = WorkspaceSerializer._declared_fields["hourly_rate"]
+
+
+def workspace_list_json(rows: list[dict]) -> list[dict]:
+    """Rows of `selectors.workspace_list_rows` as WorkspaceSerializer renders the same workspaces."""
+    costs = budget_selectors.workspace_row_costs(rows)
+    # The serializer's DateTimeField looks the current time zone up for every value; once a page is enough.
+    dates = serializers.DateTimeField(default_timezone=timezone.get_current_timezone() if settings.USE_TZ else None)
+
+    def _datetime(value):
+        return None if value is None else dates.to_representation(value)
+
+    return [
+        {
+            "name": row["name"],
+            "id": row["provider_instance_id"],
+            "workspace_id": row["id"],
+            "state": row["state"],
+            "public_ip": row["public_ip"],
+            "private_ip": row["private_ip"],
+            "instance_type": row["instance_type"],
+            "size": row["size"],
+            "region": row["region"],
+            "spot": row["spot"],
+            "template": row["template_name"],
+            "project": row["project_id"],
+            "project_name": row["project__name"],
+            "owner": row["owner__email"],
+            "launch_time": _datetime(row["launch_time"]),
+            "hourly_rate": _RATE.to_representation(row["hourly_rate"]),
+            "current_spend": budget_selectors.money(costs[row["id"]]),
+            "hibernation_capable": row["hibernation_capable"],
+            "root_volume_gb": row["root_volume_gb"],
+            "attached_volumes": [],
+            "attached_ebs_volumes": [],
+            "tags": {"Project": row["project__name"], "Owner": row["owner__email"], "Template": row["template_name"]},
+            "expires_at": _datetime(row["expires_at"]),
+            "launch_progress": row["launch_progress"],
+            "error_message": row["error_message"],
+            "created_at": _datetime(row["created_at"]),
+        }
+        for row in rows
+    ]
+
+
 class StorageSerializer(serializers.Serializer):
     ebs_volume_size = strict.IntegerField(min_value=8, max_value=16384, required=False)
     ebs_volume_type = strict.ChoiceField(choices=["gp3", "gp2", "io2"], required=False)
@@ -135,8 +186,22 @@ class LaunchSerializer(serializers.Serializer):
         "project's allocation either way.",
     )
     profile = strict.CharField(required=False, help_text="Cloud account id or name; defaults to your profile's.")
+    ttl_hours = strict.FloatField(
+        required=False,
+        min_value=0,
+        max_value=8760,
+        help_text="Stop the workspace this many hours after launch (0 or omitted: no TTL). At most "
+        "CARREL_MAX_TTL_HOURS (168), or the project's or template's max_ttl_hours if lower; the budget holds the "
+        "cost of these hours.",
+    )
     dry_run = strict.BooleanField(
         default=False, help_text="Check and price the launch (200, the plan and its cost) without creating anything."
+    )
+    idle = IdleLaunchSerializer(
+        required=False,
+        help_text="Idle detection for this workspace: `enabled`, `profile`, `idle_threshold_minutes`, `action`. "
+        "What is left out comes from the project's idle default, then the template's `idle_defaults`, then the "
+        "`standard` profile.",
     )
 
 

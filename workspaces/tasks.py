@@ -4,10 +4,11 @@ import logging
 
 from celery import Task, shared_task
 from django.conf import settings
+from django.core.cache import cache
 
-from workspaces import cloud, services
+from workspaces import cloud, dispatch, services
 from workspaces.models import CloudAccount
-from workspaces.services import reconcile
+from workspaces.services import poller, reconcile
 
 logger = logging.getLogger("carrel.workspaces")
 RETRYABLE = (cloud.TransientCloudError, services.StillWaiting)
@@ -23,9 +24,10 @@ def backoff(retries: int, ceiling: int = 60) -> int:
     return min(delay, ceiling)
 
 
-# Waiting is a countdown, never a sleep: a task that finds the cloud not there yet schedules itself to look
-# again in CARREL_LAUNCH_POLL_SECONDS and frees its worker. Errors retry with backoff, at most MAX_ERRORS
-# in a row; waiting is bounded by time (a launch by CARREL_LAUNCH_TIMEOUT_SECONDS).
+# Waiting is never a sleep: a task that has asked the cloud for something hands the wait to the poller
+# (services.poller), whose tick describes every waiting instance of a cloud account and region in one call.
+# Errors retry with backoff, at most MAX_ERRORS in a row; waiting is bounded by time (a launch by
+# CARREL_LAUNCH_TIMEOUT_SECONDS, an action by CARREL_TRANSITION_STUCK_SECONDS, then the reconciler's).
 MAX_ERRORS = 10
 
 
@@ -33,13 +35,6 @@ MAX_ERRORS = 10
 def provision_workspace(self: Task, job_id: str, errors: int = 0) -> None:
     try:
         services.workspace_provision(job_id=job_id)
-    except services.StillWaiting as waiting:
-        if services.launch_timed_out(job_id=job_id):
-            services.workspace_launch_failed(job_id=job_id, code="LAUNCH_TIMEOUT", message=str(waiting))
-            return
-        countdown = settings.CARREL_LAUNCH_POLL_SECONDS
-        services.job_renew_lease(job_id=job_id, seconds=countdown)
-        raise self.retry(countdown=countdown, kwargs={"errors": 0}) from waiting
     except cloud.TransientCloudError as error:
         if errors + 1 >= MAX_ERRORS or services.launch_timed_out(job_id=job_id):
             services.workspace_launch_failed(job_id=job_id, code=error.code, message=str(error))
@@ -55,14 +50,6 @@ def provision_workspace(self: Task, job_id: str, errors: int = 0) -> None:
 def drive_workspace(self: Task, workspace_id: str, action: str, issued: bool = False, errors: int = 0) -> None:
     try:
         services.workspace_drive(workspace_id=workspace_id, action=action, issued=issued)
-    except services.StillWaiting as waiting:
-        if services.transition_overdue(workspace_id=workspace_id):
-            logger.error("Giving up %s of %s: %s; the reconciler will repair it", action, workspace_id, waiting)
-            return
-        raise self.retry(
-            countdown=settings.CARREL_LAUNCH_POLL_SECONDS,
-            kwargs={"issued": True, "errors": 0},
-        ) from waiting
     except cloud.TransientCloudError as error:
         if errors + 1 >= MAX_ERRORS:
             logger.error("Giving up %s of %s: %s; the reconciler will repair it", action, workspace_id, error)
@@ -73,6 +60,44 @@ def drive_workspace(self: Task, workspace_id: str, action: str, issued: bool = F
     except cloud.PermanentCloudError as error:
         # The provider refused; the reconciler puts the workspace back in the state the cloud reports.
         logger.error("%s of %s refused by the provider: %s", action, workspace_id, error)
+
+
+@shared_task(bind=True, acks_late=True, max_retries=None, ignore_result=True)
+def poll_cloud(self: Task, account_id: str, region: str, errors: int = 0) -> None:
+    """One tick of the cloud poller for one account and region (scheduled by dispatch.poll_cloud, at most
+    one at a time); schedules the next while workspaces still wait."""
+    # No longer scheduled: from here on, a wait handed over after this tick has read the workspaces
+    # schedules the next tick itself.
+    cache.delete(dispatch.poll_scheduled_key(account_id, region))
+    try:
+        report = poller.cloud_poll(account_id=account_id, region=region)
+    except cloud.CloudError as error:
+        if errors + 1 >= MAX_ERRORS:
+            # The beat sweep schedules a fresh tick; launches meanwhile end at their timeout.
+            logger.error("Polling %s/%s gave up after %d errors: %s", account_id, region, errors + 1, error)
+            return
+        countdown = backoff(errors)
+        # Marked scheduled while the retry waits, so that handed-over waits do not schedule more ticks.
+        cache.set(dispatch.poll_scheduled_key(account_id, region), 1, timeout=countdown + 60)
+        logger.info("Polling %s/%s will retry in %ss: %s", account_id, region, countdown, error)
+        raise self.retry(exc=error, countdown=countdown, kwargs={"errors": errors + 1}) from error
+    if report.locked or report.waiting:
+        # Still waiting, or another tick was running (it may have read the workspaces before the wait that
+        # scheduled this one): look again after the interval.
+        dispatch.poll_cloud(account_id, region)
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def finish_cloud_waits(account_id: str, region: str, reports: list[dict]) -> None:
+    """Record the moves a tick found. Should it fail, the workspaces still wait and the next tick looks again."""
+    poller.cloud_waits_finish(account_id=account_id, region=region, reports=reports)
+
+
+@shared_task(ignore_result=True)
+def poll_cloud_accounts() -> None:
+    """Beat's safety net: a tick for every account and region with a workspace waiting for the cloud, in case
+    a scheduled tick was lost with its worker (one is scheduled at most once)."""
+    poller.cloud_poll_schedule_all()
 
 
 @shared_task(bind=True, acks_late=True, max_retries=10, ignore_result=True)

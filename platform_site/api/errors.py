@@ -242,9 +242,9 @@ def handler500(request: HttpRequest):
 def handler404(request: HttpRequest, exception=None):
     if request.path.startswith("/api/"):
         return api_route_not_found(request)
-    from django.views.defaults import page_not_found
+    from console.views.base import not_found
 
-    return page_not_found(request, exception)
+    return not_found(request)
 
 
 # --- Failures Django answers before (or instead of) a DRF view ---------------------------------------

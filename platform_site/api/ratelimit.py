@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import NoReturn
 
 from django.conf import settings
 from django.core.cache import cache
@@ -130,6 +131,21 @@ def failed_auth_wait(ip: str | None, *, credentials: Iterable[Credential] = (), 
     if any(count >= limit for count in counts):
         return max(1, int(reset - time.time()))
     return None
+
+
+def refuse_bearer_token(ip: str | None, secret: str | None, *, code: str, message: str) -> NoReturn:
+    """Refuse a rejected bearer token (an API or agent token): 429 AUTH_THROTTLED once the address or the token
+    is over the failed-authentication limit, else count this failure against both and answer 401 `code`."""
+    from rest_framework import exceptions
+
+    credentials: list[Credential] = [("token", secret)] if secret else []
+    wait = failed_auth_wait(ip, credentials=credentials)
+    if wait is not None:
+        raise exceptions.Throttled(
+            wait=wait, detail="Too many failed authentications.", code="AUTH_THROTTLED"
+        ) from None
+    record_failed_auth(ip, credentials=credentials)
+    raise exceptions.AuthenticationFailed(message, code=code) from None
 
 
 def record_failed_auth(ip: str | None, *, credentials: Iterable[Credential] = (), per_address: bool = True) -> None:

@@ -6,6 +6,8 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from accounts import api as accounts_api
 from audit import api as audit_api
 from budgets.urls import urlpatterns as budget_urls
+from idle.api import agent as agent_api
+from idle.api import policies as idle_api
 from invitations import api as invitations_api
 from platform_site.api import system
 from projects import api as projects_api
@@ -115,6 +117,21 @@ urlpatterns = [
     # Audit
     path("audit", audit_api.AuditEventListView.as_view(), name="audit-events"),
     path("audit/<str:event_id>", audit_api.AuditEventDetailView.as_view(), name="audit-event-detail"),
+    # Idle detection (policies, state, warnings, history)
+    path("idle/profiles", idle_api.IdleProfilesView.as_view(), name="idle-profiles"),
+    path("idle/instances/<str:name>", idle_api.IdleInstanceView.as_view(), name="idle-instance"),
+    path(
+        "idle/instances/<str:name>/configure",
+        idle_api.IdleInstanceConfigureView.as_view(),
+        name="idle-instance-configure",
+    ),
+    path("idle/instances/<str:name>/snooze", idle_api.IdleInstanceSnoozeView.as_view(), name="idle-instance-snooze"),
+    path("idle/history", idle_api.IdleHistoryView.as_view(), name="idle-history"),
+    path("idle/warnings", idle_api.IdleWarningsView.as_view(), name="idle-warnings"),
+    path("projects/<str:project_id>/idle-policy", idle_api.ProjectIdlePolicyView.as_view(), name="project-idle-policy"),
+    # Idle detection (agent)
+    path("agent/heartbeat", agent_api.HeartbeatView.as_view(), name="agent-heartbeat"),
+    path("agent/script", agent_api.AgentScriptView.as_view(), name="agent-script"),
     # Money: budget pools and allocations, project money, costs (budgets/urls.py)
     *budget_urls,
 ]

@@ -48,6 +48,8 @@ INSTALLED_APPS = [
     "drf_spectacular",
     # Swagger UI's files as static files of our own: the API docs load nothing from a CDN.
     "drf_spectacular_sidecar",
+    # Before allauth: the console's templates restyle allauth's pages (allauth/layouts, allauth/elements).
+    "console",
     "allauth",
     "allauth.account",
     "allauth.socialaccount",
@@ -61,6 +63,7 @@ INSTALLED_APPS = [
     "projects",
     "workspaces",
     "budgets",
+    "idle",
     "invitations",
     "templates.apps.TemplatesConfig",
 ]
@@ -92,6 +95,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "console.context.navigation",
             ],
         },
     },
@@ -333,9 +337,13 @@ CARREL_CLOUD_MAX_ATTEMPTS = int(os.environ.get("CARREL_CLOUD_MAX_ATTEMPTS", "5")
 # on it (`client.meta.events`). None in production; the test and bench settings add a call counter and a
 # fault injector (tests/cloud_hooks.py).
 CARREL_CLOUD_CLIENT_HOOKS: list[str] = []
-# Seconds between two looks at an instance that is changing state (a launch, stop, start, terminate): a
-# task looks once, then schedules itself again after this countdown; no worker sleeps waiting.
+# Seconds between two ticks of the cloud poller (workspaces/services/poller.py) of one cloud account and
+# region: each tick describes every instance changing state there (launch, stop, start, terminate) in one
+# DescribeInstances call; no worker sleeps waiting.
 CARREL_LAUNCH_POLL_SECONDS = float(os.environ.get("CARREL_LAUNCH_POLL_SECONDS", "3"))
+# How often beat schedules a tick for every account and region with a workspace waiting, should a
+# scheduled tick have been lost with its worker.
+CARREL_POLL_SWEEP_SECONDS = int(os.environ.get("CARREL_POLL_SWEEP_SECONDS", "15"))
 # A launch that is not running this long after it was requested ends in `error` (LAUNCH_TIMEOUT).
 CARREL_LAUNCH_TIMEOUT_SECONDS = int(os.environ.get("CARREL_LAUNCH_TIMEOUT_SECONDS", "900"))
 # A launch whose lease ran out (its worker died: no heartbeat, no retry scheduled) is resumed by the
@@ -394,6 +402,12 @@ CELERY_BEAT_SCHEDULE = {
         "task": "workspaces.tasks.resume_stalled_launches",
         "schedule": timedelta(seconds=CARREL_LAUNCH_SWEEP_SECONDS),
     },
+    # The cloud poller's safety net: a tick for every account and region with a workspace waiting for the
+    # cloud whose scheduled tick was lost (ticks are otherwise scheduled by the waits themselves).
+    "poll-cloud-accounts": {
+        "task": "workspaces.tasks.poll_cloud_accounts",
+        "schedule": timedelta(seconds=CARREL_POLL_SWEEP_SECONDS),
+    },
     # Money (budgets/tasks.py): close the ledger at each organization's midnight (a run that finds nothing to
     # close writes nothing), apply the allocations' thresholds, send the daily digests.
     "close-ledger-days": {
@@ -407,6 +421,16 @@ CELERY_BEAT_SCHEDULE = {
     "send-cost-digests": {
         "task": "budgets.tasks.send_cost_digests",
         "schedule": timedelta(hours=1),
+    },
+    # Idle detection (idle/tasks.py): judge every running workspace each minute (warn, then hibernate or stop);
+    # fetch CloudWatch for those whose agent is silent every 5 minutes (EC2 basic monitoring's period).
+    "sweep-idle-workspaces": {
+        "task": "idle.tasks.sweep_idle_workspaces",
+        "schedule": timedelta(minutes=1),
+    },
+    "fetch-cloudwatch": {
+        "task": "idle.tasks.fetch_cloudwatch",
+        "schedule": timedelta(minutes=5),
     },
 }
 CARREL_WORKER_HEARTBEAT_MAX_AGE = 120

@@ -44,6 +44,7 @@ _NOT_ERROR_CODES = {
     # A failed launch's ProvisionJob.error_code: LAUNCH_TIMEOUT or the cloud provider's own error code
     # (e.g. InsufficientInstanceCapacity), shown in GET /api/v1/jobs/{id}; never an envelope's code.
     ("workspaces", "workspace_launch_failed"),
+    ("workspaces", "_fail_launch"),  # the cloud poller's way to workspace_launch_failed
 }
 # Where a name ending in `code` fixes the status: ScopedAPIView raises NotFound(code=not_found_code).
 _ATTRIBUTE_STATUS = {"not_found_code": 404}

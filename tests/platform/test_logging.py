@@ -11,12 +11,14 @@ import sys
 import pytest
 from django.conf import settings as django_settings
 from django.core.exceptions import PermissionDenied
-from django.views.generic import TemplateView
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
+from console.views.home import HomeView
 from platform_site.api.system import HealthcheckView
 from platform_site.logging import JsonFormatter, PlainFormatter, UncaughtServerErrorsOnly
-from platform_site.middleware import RedactSecretsLogFilter, RequestContextLogFilter
+from platform_site.middleware import QueryCounter, RedactSecretsLogFilter, RequestContextLogFilter
 from tests.conftest import assert_error
 
 SECRET = "carrel_" + "s3cr3tS3cr3tS3cr3tS3cr3tS3cr3tS3cr3tS3cr3t"
@@ -93,7 +95,7 @@ def test_a_401_writes_one_access_line_and_no_warning(db, logged, client):
 
 def test_a_permission_denied_raised_by_a_django_view_has_no_traceback(db, logged, client, monkeypatch):
     # Django logs this one with the exception's traceback ("Forbidden (Permission denied)"): not any more.
-    monkeypatch.setattr(TemplateView, "get", deny)
+    monkeypatch.setattr(HomeView, "get", deny)
     assert_one_quiet_line(logged, client.get("/"), 403)
 
 
@@ -102,7 +104,7 @@ def test_a_permission_denied_raised_by_a_django_view_has_no_traceback(db, logged
 
 @pytest.mark.parametrize(
     ("target", "path"),
-    [(HealthcheckView, "/api/v1/healthcheck"), (TemplateView, "/")],
+    [(HealthcheckView, "/api/v1/healthcheck"), (HomeView, "/")],
     ids=["api-view", "django-view"],
 )
 def test_a_500_logs_its_traceback_once(db, logged, client, monkeypatch, target, path):
@@ -145,6 +147,32 @@ def test_the_access_line_has_request_id_method_path_status_and_duration(db, logg
     assert isinstance(line.duration_ms, float) and line.duration_ms >= 0
     assert line.request_id == response["X-Request-ID"] and line.request_id.startswith("req_")
     assert line.getMessage().startswith("GET /api/v1/healthcheck?verbose=1 200 ")
+
+
+def test_the_access_line_counts_the_sql_queries_with_debug_off(owner_client, project, logged):
+    assert not django_settings.DEBUG
+    with CaptureQueriesContext(connection) as captured:
+        response = owner_client.get("/api/v1/projects")
+    assert response.status_code == 200
+    (line,) = access_lines(logged)
+    assert line.queries == len(captured.captured_queries) > 0
+    assert line.getMessage().endswith(f"ms {line.queries}q")
+
+
+def test_each_access_line_counts_its_own_requests_queries(owner_client, project, logged):
+    owner_client.get("/api/v1/projects")
+    owner_client.get("/api/v1/projects")
+    first, second = access_lines(logged)
+    assert first.queries > 0 and second.queries <= first.queries  # not a running total
+    assert not connection.execute_wrappers  # the counter is gone once the request is over
+
+
+def test_queries_are_not_counted_when_the_access_log_is_off(owner_client, settings, monkeypatch):
+    settings.CARREL_ACCESS_LOG = False
+    counted = []
+    monkeypatch.setattr(QueryCounter, "__call__", lambda *args: counted.append(args))
+    assert owner_client.get("/api/v1/projects").status_code == 200
+    assert not counted
 
 
 def test_a_token_in_the_query_string_is_redacted_from_the_access_line(db, logged, client):

@@ -1,4 +1,5 @@
-"""Workers never sleep waiting for the cloud: a task looks once and schedules itself to look again."""
+"""Workers never sleep waiting for the cloud: a task asks once, looks once, and hands the wait to the cloud
+poller, whose ticks (scheduled, never slept for) look again."""
 
 import dataclasses
 import time
@@ -21,6 +22,20 @@ def launch(client, project, name):
 
 
 @pytest.fixture
+def ticks(monkeypatch):
+    """The countdowns of the poller's ticks as they are scheduled (eager tasks still run them at once)."""
+    countdowns = []
+    real = tasks.poll_cloud.apply_async
+
+    def apply_async(args, countdown):
+        countdowns.append(countdown)
+        return real(args, countdown=countdown)
+
+    monkeypatch.setattr(tasks.poll_cloud, "apply_async", apply_async)
+    return countdowns
+
+
+@pytest.fixture
 def still_pending(monkeypatch):
     """The provider reports every instance as still `pending` (as EC2 does for a minute or so)."""
     real = cloud.AwsProvider.describe
@@ -33,8 +48,8 @@ def still_pending(monkeypatch):
     return monkeypatch
 
 
-def test_a_launch_looks_once_and_schedules_the_next_look(
-    owner_client, project, account, ec2, settings, monkeypatch, retries, django_capture_on_commit_callbacks
+def test_a_launch_looks_once_and_hands_the_wait_to_the_poller(
+    owner_client, project, account, ec2, settings, monkeypatch, retries, ticks, django_capture_on_commit_callbacks
 ):
     settings.CARREL_LAUNCH_POLL_SECONDS = 3
     real = cloud.AwsProvider.describe
@@ -50,8 +65,9 @@ def test_a_launch_looks_once_and_schedules_the_next_look(
     monkeypatch.setattr(time, "sleep", lambda seconds: pytest.fail(f"a worker slept {seconds}s"))
     with django_capture_on_commit_callbacks(execute=True):
         body = launch(owner_client, project, "patient")
-    assert [(r.task, r.countdown) for r in retries.seen] == [("provision_workspace", 3)]
-    assert looks == [1, 1]  # launched once; the second run only looked
+    assert retries.seen == []  # the launch task does not wait: the poller's tick looks again in 3 s
+    assert ticks == [3]
+    assert looks == [1, 1]  # launched once; the tick only looked
     assert Workspace.objects.get(pk=body["workspace_id"]).state == "running"
     job = ProvisionJob.objects.get(pk=body["job_id"])
     assert job.status == "succeeded" and job.attempts == 1 and job.lease_expires_at is None
@@ -66,8 +82,8 @@ def test_a_launch_that_never_runs_ends_in_launch_timeout(owner_client, project, 
     assert workspace.state == "error" and job.status == "failed" and job.error_code == "LAUNCH_TIMEOUT"
 
 
-def test_a_stop_looks_once_and_schedules_the_next_look(
-    owner_client, project, account, ec2, settings, monkeypatch, retries, django_capture_on_commit_callbacks
+def test_a_stop_looks_once_and_hands_the_wait_to_the_poller(
+    owner_client, project, account, ec2, settings, monkeypatch, retries, ticks, django_capture_on_commit_callbacks
 ):
     settings.CARREL_LAUNCH_POLL_SECONDS = 3
     body = launch(owner_client, project, "stopper")
@@ -90,6 +106,6 @@ def test_a_stop_looks_once_and_schedules_the_next_look(
     monkeypatch.setattr(time, "sleep", lambda seconds: pytest.fail(f"a worker slept {seconds}s"))
     with django_capture_on_commit_callbacks(execute=True):
         owner_client.post(f"/api/v1/instances/{body['workspace_id']}/stop", {}, format="json")
-    assert [(r.task, r.countdown) for r in retries.seen] == [("drive_workspace", 3)]
-    assert len(stops) == 1 and len(looks) == 2  # asked once; the second run only looked
+    assert retries.seen == [] and ticks == [3]
+    assert len(stops) == 1 and len(looks) == 2  # asked once; the tick only looked
     assert Workspace.objects.get(pk=body["workspace_id"]).state == "stopped"

@@ -267,32 +267,33 @@ def test_a_launch_throttled_past_its_retries_ends_in_error_with_the_providers_co
 
 
 def test_a_launch_whose_instance_never_runs_times_out_and_terminates_it(
-    owner_client, project, account, ec2, moto_image, settings, retries, django_capture_on_commit_callbacks
+    owner_client, project, account, ec2, moto_image, settings, retries, monkeypatch, django_capture_on_commit_callbacks
 ):
-    """An earlier attempt's instance that the provider keeps stopped never reaches running: the task looks
-    again every CARREL_LAUNCH_POLL_SECONDS until the launch's time is up, then fails with LAUNCH_TIMEOUT and
-    removes the instance and its security group."""
+    """An earlier attempt's instance that the provider keeps stopped never reaches running: the cloud poller
+    looks again every CARREL_LAUNCH_POLL_SECONDS until the launch's time is up, then fails it with
+    LAUNCH_TIMEOUT and removes the instance and its security group."""
     workspace, job_id = request_launch(owner_client, project, "stuck")  # its task is not run yet
     instance_id = tagged_instance(ec2, moto_image, workspace)
     ec2.stop_instances(InstanceIds=[instance_id])
     ProvisionJob.objects.filter(pk=job_id).update(attempts=1)  # not the first attempt: look for the instance
-    leases = []
+    leases, ticks = [], []
+    real_tick = tasks.poll_cloud.apply_async
 
-    def time_passes():
+    def tick_later(args, countdown):
         job = ProvisionJob.objects.get(pk=job_id)
         leases.append(job.lease_expires_at)
-        if len(retries.seen) == 3:  # the launch's time runs out before its fourth look
+        ticks.append(countdown)
+        if len(ticks) == 3:  # the launch's time runs out before its fourth look
             late = job.created_at - timedelta(seconds=settings.CARREL_LAUNCH_TIMEOUT_SECONDS + 1)
             ProvisionJob.objects.filter(pk=job_id).update(created_at=late)
+        return real_tick(args, countdown=countdown)
 
-    retries.then = time_passes
+    monkeypatch.setattr(tasks.poll_cloud, "apply_async", tick_later)
     with django_capture_on_commit_callbacks(execute=True):
         tasks.provision_workspace.delay(job_id)
 
-    poll = settings.CARREL_LAUNCH_POLL_SECONDS
-    assert [(retry.task, retry.countdown, retry.why) for retry in retries.seen] == [
-        ("provision_workspace", poll, "")
-    ] * 3
+    assert retries.seen == []  # the launch task hands the wait over; nothing retries
+    assert ticks == [settings.CARREL_LAUNCH_POLL_SECONDS] * 3
     assert all(lease is not None for lease in leases)  # leased while waiting: the launch sweep leaves it be
     job = ProvisionJob.objects.get(pk=job_id)
     assert (job.status, job.error_code, job.lease_expires_at) == ("failed", "LAUNCH_TIMEOUT", None)

@@ -4,6 +4,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import mixins, serializers, status
@@ -12,6 +13,8 @@ from rest_framework.views import APIView
 
 from budgets import whatif
 from budgets.serializers_costs import LaunchPlanSerializer
+from idle import serializers as idle_shapes
+from idle.services.configure import launch_idle_request
 from platform_site.api import fields as strict
 from platform_site.api.system import format_duration
 from platform_site.api.views import ScopedAPIView
@@ -27,6 +30,7 @@ from workspaces.serializers import (
     TerminateSerializer,
     UpdateSerializer,
     WorkspaceSerializer,
+    workspace_list_json,
 )
 
 READY_ESTIMATE = timedelta(minutes=3)
@@ -37,23 +41,26 @@ DRY_RUN_DAYS = 30
 # --- Instances ---------------------------------------------------------------------------------
 
 
+# The list reads rows of values (selectors.workspace_list_rows) and renders them with
+# serializers.workspace_list_json: three queries a page (token, count, page), whatever the page's depth (keyset
+# paging, platform_site.api.pagination). WorkspaceSerializer stays the documented shape (and the detail's).
 class InstanceListView(mixins.ListModelMixin, ScopedAPIView):
     model = Workspace
     serializer_class = WorkspaceSerializer
-
-    def refine_queryset(self, queryset):
-        return selectors.workspaces_for(user=self.request.user, queryset=queryset).order_by("-created_at", "id")
+    # A total order (ids are unique), served by the indexes on (created_at DESC, id) and
+    # (project_id | owner_id, created_at DESC, id).
+    keyset_ordering = ("-created_at", "id")
 
     def filter_queryset(self, queryset):
         params = self.request.query_params
         if state := params.get("state"):
             queryset = queryset.filter(state__in=state.split(","))
         if project := params.get("project"):
-            queryset = queryset.filter(project_id=project) | queryset.filter(project__name=project)
+            queryset = queryset.filter(Q(project_id=project) | Q(project__name=project))
         if template := params.get("template"):
-            queryset = queryset.filter(template_name=template) | queryset.filter(template__slug=template)
+            queryset = queryset.filter(Q(template_name=template) | Q(template__slug=template))
         if owner := params.get("owner"):
-            queryset = queryset.filter(owner__email=owner.lower()) | queryset.filter(owner__username=owner)
+            queryset = queryset.filter(Q(owner__email=owner.lower()) | Q(owner__username=owner))
         return queryset
 
     @extend_schema(
@@ -67,7 +74,12 @@ class InstanceListView(mixins.ListModelMixin, ScopedAPIView):
         tags=["instances"],
     )
     def get(self, request):
-        return self.list(request)
+        rows = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
+        return self.get_paginated_response(workspace_list_json(rows))
+
+    def page_rows(self, queryset):
+        # Counted bare (an index-only scan), read as values with joins and the progress subquery.
+        return selectors.workspace_list_rows(queryset)
 
 
 class InstanceLaunchView(APIView):
@@ -84,6 +96,7 @@ class InstanceLaunchView(APIView):
         form.is_valid(raise_exception=True)
         data = form.validated_data
         project = project_for_launch(request, data.get("project"))
+        idle = launch_idle_request(organization_id=project.organization_id, requested=data.get("idle"))
         launch = {
             "actor": request.user,
             "project": project,
@@ -96,8 +109,10 @@ class InstanceLaunchView(APIView):
             "region": data.get("region"),
             "storage": data.get("storage"),
             "budget": data.get("budget"),
+            "ttl_hours": data.get("ttl_hours"),
             "cloud_account": account_for_launch(request, project, data.get("profile")),
             "client_ip": getattr(request._request, "client_ip", None),
+            "idle": idle,
         }
         if data["dry_run"]:
             return Response(_dry_run(project, launch))
@@ -286,11 +301,6 @@ class HibernationStatusView(APIView):
         )
 
 
-def _ssh_user(workspace: Workspace) -> str:
-    users = workspace.template_snapshot.get("users") or []
-    return users[0]["name"] if users else "ec2-user"
-
-
 class ConnectView(APIView):
     @extend_schema(
         summary="How to connect: the SSH command and each template service's URL.",
@@ -302,27 +312,18 @@ class ConnectView(APIView):
     )
     def get(self, request, name: str):
         workspace = workspace_or_404(request, name)
-        host = workspace.public_ip or workspace.private_ip
-        if workspace.state != WorkspaceState.RUNNING or not host:
+        info = selectors.connect_info(workspace)
+        if info is None:
             raise Conflict(
                 f"Workspace '{workspace.name}' is {workspace.state}; connect when it is running.", code="INVALID_STATE"
             )
-        user = _ssh_user(workspace)
-        key = f"~/.ssh/{workspace.cloud_account.key_name}.pem" if workspace.cloud_account.key_name else None
-        identity = f"-i {key} " if key else ""
-        services_info = {}
-        for service in workspace.template_snapshot.get("services", []):
-            port = service.get("port")
-            if port:
-                services_info[service["name"]] = {
-                    "url": f"http://{host}:{port}",
-                    "port": port,
-                    "local_forward": f"ssh -L {port}:localhost:{port} {identity}{user}@{host}",
-                }
         return Response(
             {
-                "ssh": {"command": f"ssh {identity}{user}@{host}", "host": host, "user": user, "port": 22},
-                "services": services_info,
+                "ssh": {"command": info["ssh"], "host": info["host"], "user": info["user"], "port": 22},
+                "services": {
+                    service["name"]: {key: service[key] for key in ("url", "port", "local_forward")}
+                    for service in info["services"]
+                },
             }
         )
 
@@ -382,14 +383,22 @@ class UsageView(APIView):
 
 class SysinfoView(APIView):
     @extend_schema(
-        summary="The workspace's CPU, memory, GPU and disk, from its instance type.",
+        summary="The workspace's CPU, memory, GPU and disk, from its instance type; `usage`, the latest measured "
+        "usage (per core, per GPU, sessions, from the workspace's agent or CloudWatch; null before any); and "
+        "`idle`, its idle settings and verdict.",
         responses=inline_serializer(
             "Sysinfo",
             {
+                "instance_type": strict.CharField(),
                 "cpu": serializers.DictField(),
                 "memory": serializers.DictField(),
                 "gpu": serializers.DictField(),
                 "disk": serializers.DictField(),
+                "usage": idle_shapes.IdleUsageSerializer(allow_null=True),
+                "idle": inline_serializer(
+                    "SysinfoIdle",
+                    {"settings": idle_shapes.IdleSettingsSerializer(), "verdict": idle_shapes.IdleVerdictSerializer()},
+                ),
             },
         ),
         tags=["instances"],
@@ -398,6 +407,7 @@ class SysinfoView(APIView):
     def get(self, request, name: str):
         workspace = workspace_or_404(request, name)
         spec = sizing.get_instance_type(workspace.instance_type)
+        idle = idle_shapes.state_of(workspace)
         return Response(
             {
                 "instance_type": spec.name,
@@ -405,5 +415,10 @@ class SysinfoView(APIView):
                 "memory": {"total_gb": spec.memory_gib},
                 "gpu": {"count": spec.gpu_count, "model": spec.gpu_model or None, "memory_gb": spec.gpu_memory_gib},
                 "disk": {"root_gb": workspace.root_volume_gb, "type": workspace.root_volume_type},
+                "usage": idle_shapes.IdleUsageSerializer(usage).data if (usage := idle_shapes.usage_of(idle)) else None,
+                "idle": {
+                    "settings": idle_shapes.IdleSettingsSerializer(idle_shapes.settings_of(idle)).data,
+                    "verdict": idle_shapes.IdleVerdictSerializer(idle_shapes.verdict_of(workspace, idle)).data,
+                },
             }
         )

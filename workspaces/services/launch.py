@@ -4,13 +4,16 @@ import dataclasses
 import ipaddress
 import logging
 from dataclasses import dataclass
+from datetime import timedelta
 
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from accounts.models import User
 from audit.services import audit_record
 from budgets import prices
 from budgets.services import reservations
+from idle.services.setup import idle_setup_at_launch
 from platform_site.errors import Conflict, NotFound, ValidationFailed
 from projects.models import Project, ProjectRole
 from projects.services import require_project_role
@@ -23,6 +26,7 @@ from workspaces.models import (
     Workspace,
 )
 from workspaces.services.access import SSH_PORT, S, validate_workspace_name
+from workspaces.services.lifecycle import ttl_limit, ttl_refused
 from workspaces.services.profiles import default_cloud_account
 from workspaces.services.provisioning import initial_launch_steps
 from workspaces.services.transitions import record_transition
@@ -82,12 +86,17 @@ def workspace_launch(
     cloud_account: CloudAccount | None = None,
     client_ip: str | None = None,
     budget: str | None = None,
+    ttl_hours: float | None = None,
+    idle: dict | None = None,
 ) -> LaunchResult:
     """Validate and record a launch; a Celery task (enqueued on commit) does the cloud work.
 
     The launch reserves its estimated cost against the project's allocation (budgets.services.reservations),
     under the allocation's row lock: 403 BUDGET_EXCEEDED or MEMBER_CAP_EXCEEDED when it would not fit.
-    `budget`, if given, must name the project's pool (its id or name)."""
+    `budget`, if given, must name the project's pool (its id or name). `ttl_hours` (0 or None: no TTL) stops the
+    workspace that many hours from now, within the project's and the template's limits; the budget holds the cost
+    of that many hours (else of CARREL_BUDGET_RESERVATION_HOURS). `idle` (profile, enabled and threshold overrides)
+    goes over the project's idle default and the template's `idle_defaults` (idle.profiles.launch_policy)."""
     require_project_role(user=actor, project=project, minimum=ProjectRole.MEMBER)
     reservations.resolve_budget(project_id=project.pk, budget=budget)
     validate_workspace_name(name)
@@ -139,6 +148,12 @@ def workspace_launch(
     )
     snapshot = dataclasses.asdict(resolved)
     snapshot["template_id"] = view.template.pk
+    expires_at = None
+    if ttl_hours:
+        limit = ttl_limit(project=project, template_snapshot=snapshot)
+        if ttl_hours > limit:
+            raise ttl_refused(limit, asked=ttl_hours, field="ttl_hours")
+        expires_at = timezone.now() + timedelta(hours=ttl_hours)
     storage_monthly_rate = prices.monthly_rate(volume_lines)
 
     with transaction.atomic():
@@ -148,7 +163,11 @@ def workspace_launch(
             raise Conflict(f"A workspace named '{name}' exists.", code="NAME_TAKEN", fields={"name": ["In use."]})
         # Locks the allocation row: concurrent launches each see what the ones before them reserved.
         hold = reservations.hold(
-            project_id=project.pk, member_id=actor.pk, hourly_rate=rate, storage_monthly_rate=storage_monthly_rate
+            project_id=project.pk,
+            member_id=actor.pk,
+            hourly_rate=rate,
+            storage_monthly_rate=storage_monthly_rate,
+            expires_at=expires_at,
         )
         try:
             with transaction.atomic():
@@ -174,6 +193,7 @@ def workspace_launch(
                     storage_monthly_rate=storage_monthly_rate,
                     hibernation_capable=hibernate,
                     hourly_rate=rate,
+                    expires_at=expires_at,
                 )
         except IntegrityError:
             raise Conflict(f"A workspace named '{name}' exists.", code="NAME_TAKEN") from None
@@ -181,6 +201,7 @@ def workspace_launch(
             workspace=workspace, to_state=S.LAUNCHING, expected_from=[S.PENDING], actor=actor, reason="launch requested"
         )
         reservation = hold.reserve(workspace_id=workspace.pk, reason="launch") if hold else None
+        idle_setup_at_launch(workspace=workspace, template_defaults=resolved.idle_defaults, requested=idle)
         job = ProvisionJob.objects.create(workspace=workspace, kind="launch", steps=initial_launch_steps())
         FirewallRule.objects.bulk_create(
             _default_rules(workspace=workspace, snapshot=snapshot, client_ip=client_ip, actor=actor)
@@ -196,6 +217,7 @@ def workspace_launch(
                 "template": view.template.name,
                 "job": job.pk,
                 "reserved": str(reservation.amount) if reservation else None,
+                "expires_at": expires_at.isoformat() if expires_at else None,
             },
         )
         dispatch.provision_workspace(job.pk)

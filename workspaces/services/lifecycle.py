@@ -13,14 +13,15 @@ from audit.services import audit_record
 from budgets.services import reservations
 from platform_site.actors import SYSTEM, Actor
 from platform_site.errors import Conflict, ValidationFailed
+from projects.models import Project
 from workspaces import dispatch, sizing
 from workspaces.models import (
     ProvisionJob,
     Workspace,
 )
-from workspaces.services.access import S, StillWaiting, require_can_manage, validate_workspace_name
+from workspaces.services.access import S, require_can_manage, validate_workspace_name
+from workspaces.services.poller import cloud_wait
 from workspaces.services.profiles import provider_for
-from workspaces.services.provisioning import observe, spot_rate
 from workspaces.services.transitions import record_transition
 
 logger = logging.getLogger("carrel.workspaces")
@@ -169,64 +170,50 @@ def transition_overdue(*, workspace_id: str) -> bool:
 
 
 def workspace_drive(*, workspace_id: str, action: str, issued: bool = False) -> None:
-    """Carry out a requested action in the cloud, then look once whether the provider has done it.
-
-    StillWaiting when it has not yet: the task looks again after a countdown with `issued=True`, which
-    only looks. (A redelivered message asks again; every call here is idempotent.)"""
+    """Carry out a requested action in the cloud, then hand the wait to the poller (services.poller), which
+    describes every waiting instance of the account and region in one call and records the destination state
+    when the provider reports it. `issued=True` (a retried task that had asked already) only hands over.
+    (A redelivered message asks again; every call here is idempotent.)"""
     spec = ACTIONS[action]
     workspace = Workspace.objects.select_related("cloud_account").get(pk=workspace_id)
     if workspace.state != spec.during:
         return
     provider = provider_for(workspace)
     if action == "terminate":
-        ids = {info.instance_id for info in provider.find_workspace_instances(workspace.pk, workspace.cloud_account_id)}
+        found = provider.find_workspace_instances(workspace.pk, workspace.cloud_account_id)
+        ids = {info.instance_id for info in found}
         if workspace.provider_instance_id:
             ids.add(workspace.provider_instance_id)
         if not issued:
             for instance_id in sorted(ids):
                 provider.terminate(instance_id)
-        described = provider.describe(ids) if ids else {}
-        alive = sorted(i for i, info in described.items() if info.state != "terminated")
-        if alive:
-            raise StillWaiting(f"{', '.join(alive)} not terminated yet")
-        if workspace.security_group_id:
-            provider.delete_security_group(workspace.security_group_id)
-        record_transition(
-            workspace=workspace,
-            to_state=S.TERMINATED,
-            expected_from=[S.TERMINATING],
-            reason="the provider reports terminated",
-            public_ip=None,
-            private_ip=None,
-        )
+        if not ids:
+            # Nothing was ever launched (or it is long gone): nothing to wait for.
+            if workspace.security_group_id:
+                provider.delete_security_group(workspace.security_group_id)
+            record_transition(
+                workspace=workspace,
+                to_state=S.TERMINATED,
+                expected_from=[S.TERMINATING],
+                reason="the provider reports terminated",
+                public_ip=None,
+                private_ip=None,
+            )
+            return
+        if not workspace.provider_instance_id:
+            # A launch that died before recording its instance: the poller waits for the one found by its tag
+            # (another duplicate still shutting down only delays deleting the group: the release task retries).
+            Workspace.objects.filter(pk=workspace.pk, provider_instance_id="").update(provider_instance_id=min(ids))
+            workspace.provider_instance_id = min(ids)
+        cloud_wait(workspace=workspace)
         return
     instance_id = workspace.provider_instance_id
-    if action in ("stop", "hibernate"):
-        if not issued:
+    if not issued:
+        if action in ("stop", "hibernate"):
             provider.stop(instance_id, hibernate=action == "hibernate")
-        stopped = observe(provider, instance_id, {"stopped"})
-        record_transition(
-            workspace=workspace,
-            to_state=spec.final,
-            expected_from=[spec.during],
-            reason="the provider reports stopped",
-            cloud_at=stopped.transition_time,
-            public_ip=None,
-        )
-    else:
-        if not issued:
+        else:
             provider.start(instance_id)
-        info = observe(provider, instance_id, {"running"})
-        record_transition(
-            workspace=workspace,
-            to_state=S.RUNNING,
-            expected_from=[spec.during],
-            reason="the provider reports running",
-            cloud_launch_time=info.launch_time,
-            **spot_rate(provider, workspace, info),
-            public_ip=info.public_ip,
-            private_ip=info.private_ip,
-        )
+    cloud_wait(workspace=workspace)
 
 
 @dataclass(frozen=True)
@@ -366,15 +353,30 @@ def finish_job(job: ProvisionJob, status: str, *, code: str = "", message: str =
 
 
 def max_ttl_hours(workspace: Workspace) -> int:
-    """The longest TTL an extension may set from now: the platform's cap, lowered by the project's policy
-    and by the template's."""
+    """The longest TTL an extension may set from now (ttl_limit for the workspace's project and template)."""
+    return ttl_limit(project=workspace.project, template_snapshot=workspace.template_snapshot)
+
+
+def ttl_limit(*, project: Project, template_snapshot: dict) -> int:
+    """The longest TTL a launch or an extension may set from now: the platform's cap, lowered by the project's
+    policy and by the template's."""
     limits = [settings.CARREL_MAX_TTL_HOURS]
-    if workspace.project.max_ttl_hours:
-        limits.append(workspace.project.max_ttl_hours)
-    template_limit = (workspace.template_snapshot.get("instance_defaults") or {}).get("max_ttl_hours")
+    if project.max_ttl_hours:
+        limits.append(project.max_ttl_hours)
+    template_limit = (template_snapshot.get("instance_defaults") or {}).get("max_ttl_hours")
     if isinstance(template_limit, int | float) and template_limit > 0:
         limits.append(int(template_limit))
     return min(limits)
+
+
+def ttl_refused(limit: int, *, asked: float, field: str) -> ValidationFailed:
+    return ValidationFailed(
+        f"The TTL can be at most {limit} hours from now.",
+        code="TTL_LIMIT_EXCEEDED",
+        details=f"Asked for {asked:g} hours; the limit is {limit} hours.",
+        fields={field: [f"At most {limit} hours from now."]},
+        remediation=f"Ask for fewer hours, or extend again later; the limit is {limit} hours from now.",
+    )
 
 
 @transaction.atomic

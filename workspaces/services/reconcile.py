@@ -94,7 +94,7 @@ def implied_state(workspace: Workspace, info: cloud.InstanceInfo | None, *, stuc
     if info.state == "shutting-down":
         return S.TERMINATING if workspace.state != S.TERMINATING else None
     if workspace.state in (S.LAUNCHING, S.TERMINATING, S.PENDING):
-        return None  # the launch sweep and the terminate task finish these
+        return None  # the cloud poller finishes these (and the launch sweep resumes a launch it lost)
     reported = _provider_state(workspace, info)
     if reported is None or reported == workspace.state:
         return None

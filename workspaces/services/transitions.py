@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, cast
 from django.db import transaction
 from django.utils import timezone
 
+from idle.tokens import agent_token_revoke
 from platform_site.actors import Actor
 from workspaces.models import (
     COMPUTE_BILLED_STATES,
@@ -20,6 +21,8 @@ if TYPE_CHECKING:
     from accounts.models import User
 
 logger = logging.getLogger("carrel.workspaces")
+
+REVOKES_AGENT_TOKEN = frozenset({"terminating", "terminated"})
 
 # --- Transitions --------------------------------------------------------------------------------
 
@@ -101,6 +104,8 @@ def record_transition(
             )
             if updated != 1:
                 raise _LostRace
+            if to_state in REVOKES_AGENT_TOKEN:  # however it goes (asked, TTL, found gone): its agent is done
+                agent_token_revoke(workspace_id=workspace.pk)
     except _LostRace:
         return False
     for name, value in {**ledger_fields, **fields}.items():

@@ -161,11 +161,13 @@ class Command(BaseCommand):
     def _print_banner(self, base: str, organization: Organization, project: Project, token: str, *, cloud_url) -> None:
         self.stdout.write(
             self.style.SUCCESS("\nCarrel sandbox\n")
-            + f"  Console / API:  {base}/          (API docs: {base}/api/v1/docs/)\n"
-            + f"  Admin:          {base}/admin/\n"
+            + f"  Console:        {base}/          (sign in with the demo login)\n"
             + f"  Demo login:     {DEMO_EMAIL} / {DEMO_PASSWORD}\n"
+            + f"  API docs:       {base}/api/v1/docs/\n"
+            + f"  Admin:          {base}/admin/\n"
             + f"  Organization:   {organization.name} ({organization.id})\n"
             + f"  Project:        {project.name} ({project.id}), $1,000 of the $5,000 Demo Grant\n"
+            + f"                  {base}/projects/{project.id}/\n"
             + f"  API token:      {token}\n"
             + f"  Try:            curl -H 'Authorization: Bearer {token}' {base}/api/v1/projects\n"
             + f"  Money:          curl -H 'Authorization: Bearer {token}' {base}/api/v1/projects/{project.id}/budget\n"

@@ -1,0 +1,137 @@
+"""The open intervals summed in SQL (budgets.selectors.open_spend_by_project) and the budget read without
+loading every workspace (budgets.reports.budget_money) answer what pricing each workspace in Python answers."""
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from types import SimpleNamespace
+
+import pytest
+from django.db import connection
+from django.db.models import Q
+
+from budgets import ledger, reports
+from budgets.models import Allocation, BudgetPool, CostEntry
+from budgets.selectors import money, open_spend_by_project, open_workspaces
+from tests.support import record_cost
+from workspaces.models import StateTransition, Workspace, WorkspaceState
+
+S = WorkspaceState
+pytestmark = pytest.mark.skipif(connection.vendor != "postgresql", reason="the SQL path is PostgreSQL's")
+NOW = datetime(2026, 12, 1, 0, 0, 30, 123456, tzinfo=UTC)  # just past a month boundary
+
+
+def _workspaces(org, project, owner) -> list[Workspace]:
+    shapes = [
+        # state, ledger_through, run_billed_seconds, volume_billed
+        (S.RUNNING, NOW - timedelta(hours=5, microseconds=7), Decimal(3600), True),
+        (S.RUNNING, NOW - timedelta(seconds=20), Decimal(0), True),  # the 60-second minimum
+        (S.RUNNING, NOW - timedelta(seconds=20), Decimal("45.5"), False),
+        (S.STOPPED, NOW - timedelta(days=40), Decimal(0), True),  # across two month boundaries
+        (S.HIBERNATING, NOW - timedelta(minutes=3), Decimal(0), True),
+        (S.LAUNCHING, NOW - timedelta(minutes=1), Decimal(0), True),
+        (S.PENDING, NOW - timedelta(minutes=1), Decimal(0), True),  # never open
+        (S.TERMINATED, NOW - timedelta(minutes=1), Decimal(0), False),
+        (S.RUNNING, None, Decimal(0), False),
+        (S.RUNNING, NOW + timedelta(seconds=5), Decimal(0), True),  # closed past now: nothing open
+    ]
+    made = []
+    for i, (state, through, billed, volume) in enumerate(shapes):
+        made.append(
+            Workspace.objects.create(
+                organization=org,
+                project=project,
+                owner=owner,
+                name=f"ws-{i}",
+                state=state,
+                ledger_through=through,
+                run_billed_seconds=billed,
+                volume_billed=volume,
+                hourly_rate=Decimal("0.0416") * (i + 1),
+                storage_monthly_rate=Decimal("2.40000001") + i,
+                created_at=NOW - timedelta(days=50),
+            )
+        )
+    return made
+
+
+def _python(project_id: str, since):
+    compute = storage = Decimal(0)
+    for workspace in open_workspaces(Q(project_id=project_id)):
+        cost = ledger.open_cost(workspace, now=NOW, since=since)
+        compute += cost.compute
+        storage += cost.storage
+    return compute, storage
+
+
+@pytest.mark.parametrize(
+    "since", [None, NOW - timedelta(hours=1), NOW - timedelta(seconds=10), NOW - timedelta(days=35), NOW]
+)
+def test_it_sums_open_intervals_as_open_cost_does(owner, org, project, since):
+    org.discount_percent = Decimal("12.5")
+    org.save()
+    _workspaces(org, project, owner)
+    got = open_spend_by_project({project.pk: since}, now=NOW)[project.pk]
+    compute, storage = _python(project.pk, since)
+    assert abs(got.compute - compute) < Decimal("1e-18")
+    assert abs(got.storage - storage) < Decimal("1e-18")
+    assert money(got.total) == money(compute + storage)
+
+
+def test_it_answers_zero_for_a_project_without_workspaces(project):
+    assert open_spend_by_project({project.pk: None}, now=NOW)[project.pk].total == 0
+
+
+def test_it_answers_the_budget_the_python_path_answers(owner, org, project, monkeypatch):
+    now = datetime.now(UTC)
+    pool = BudgetPool.objects.create(
+        organization=org,
+        name="Grant",
+        total_amount=Decimal("1000"),
+        start_date=now - timedelta(days=10),
+        end_date=now + timedelta(days=10),
+    )
+    Allocation.objects.create(pool=pool, project=project, amount=Decimal("100"), alert_thresholds=["0.5"])
+    spenders = []
+    for i in range(8):
+        workspace = Workspace.objects.create(
+            organization=org,
+            project=project,
+            owner=owner,
+            name=f"w{i}",
+            state=S.STOPPED if i == 3 else S.RUNNING,
+            ledger_through=now - timedelta(hours=i + 1),
+            hourly_rate=Decimal("0.5") + i,
+            volume_billed=True,
+            storage_monthly_rate=Decimal(3),
+            created_at=now - timedelta(days=2),
+        )
+        spenders.append(workspace)
+        record_cost(
+            organization=org,
+            workspace=workspace,
+            project=project,
+            member=owner,
+            kind=CostEntry.Kind.COMPUTE,
+            item="t3.medium",
+            start=now - timedelta(days=1, hours=i),
+            end=now - timedelta(days=1),
+            day=(now - timedelta(days=1)).date(),
+            quantity=Decimal(3600 * i),
+            unit="seconds",
+            rate=Decimal(1),
+            amount=Decimal(i) * Decimal("0.75"),
+        )
+    StateTransition.objects.create(
+        workspace=spenders[3],
+        from_state=S.RUNNING,
+        to_state=S.STOPPED,
+        created_at=now - timedelta(hours=4),
+        hourly_rate=Decimal("3.5"),
+    )
+    project.refresh_from_db()
+    fast = reports.project_budget(project, now=now)
+    monkeypatch.setattr(reports, "connection", SimpleNamespace(vendor="sqlite"))
+    slow = reports.project_budget(project, now=now)
+    assert fast == slow
+    assert len(fast["top_spending_instances"]) == reports.TOP
+    assert fast["hibernation_savings"] > 0
