@@ -22,8 +22,8 @@ import binascii
 import json
 from typing import Any
 
-from django.core.exceptions import ValidationError as DjangoValidationError
 from django.contrib.postgres.expressions import ArraySubquery
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import connections
 from django.db.models import BooleanField, F, Func, Q, QuerySet
 from rest_framework import exceptions
