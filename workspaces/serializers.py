@@ -92,11 +92,15 @@ _RATE = WorkspaceSerializer._declared_fields["hourly_rate"]
 def workspace_list_json(rows: list[dict]) -> list[dict]:
     """Rows of `selectors.workspace_list_rows` as WorkspaceSerializer renders the same workspaces."""
     costs = budget_selectors.workspace_row_costs(rows)
-    # The serializer's DateTimeField looks the current time zone up for every value; once a page is enough.
-    dates = serializers.DateTimeField(default_timezone=timezone.get_current_timezone() if settings.USE_TZ else None)
+    # What the serializer's DateTimeField writes (ISO 8601 in the current time zone, "Z" for UTC), without its
+    # per-value settings and time zone lookups: the page has three dates a row.
+    zone = timezone.get_current_timezone() if settings.USE_TZ else None
 
     def _datetime(value):
-        return None if value is None else dates.to_representation(value)
+        if value is None:
+            return None
+        text = (value.astimezone(zone) if zone is not None and timezone.is_aware(value) else value).isoformat()
+        return text[:-6] + "Z" if text.endswith("+00:00") else text
 
     return [
         {

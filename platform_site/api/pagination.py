@@ -22,16 +22,15 @@ import binascii
 import json
 from typing import Any
 
-from django.contrib.postgres.expressions import ArraySubquery
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import connections
-from django.db.models import BooleanField, F, Func, Q, QuerySet
+from django.db.models import Q, QuerySet
 from rest_framework import exceptions
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
 from rest_framework.utils.urls import remove_query_param, replace_query_param
 
 from platform_site.errors import NotFound, ValidationFailed
+from platform_site.sql import among
 
 FORWARD, BACKWARD = "n", "p"
 
@@ -100,10 +99,10 @@ class HeaderPagination(PageNumberPagination):
             # Skip over the order's keys alone (a subquery), then read the page's rows by primary key: what
             # page_rows adds (joins, subqueries) is computed for the page's rows, not for every row skipped.
             keys = queryset.order_by(*order).values("pk")[skip : skip + limit]
-            # The keys are already scoped: the outer query repeats none of the scope's joins, so PostgreSQL reads
-            # the page's rows by primary key instead of hash-joining the whole table against the keys.
+            # The keys are already scoped: the outer query repeats none of the scope's joins, and reads the page's
+            # rows by primary key (platform_site.sql.among).
             outer = queryset if queryset.query.annotations else queryset.model._base_manager.all()
-            rows = list(page_rows(outer.filter(_pk_among(queryset, keys))).order_by(*order))
+            rows = list(page_rows(outer.filter(among("pk", keys, using=queryset.db))).order_by(*order))
         else:
             rows = list(page_rows(queryset).order_by(*order)[:limit])
         if order is self._keyset.backward:
@@ -181,23 +180,6 @@ class HeaderPagination(PageNumberPagination):
                 }
             )
         return parameters
-
-
-def _pk_among(queryset: QuerySet, keys: QuerySet) -> Q:
-    """`pk = ANY(ARRAY(keys))` on PostgreSQL: the keys become one array computed first, and the page's rows are
-    fetched from the primary key's index whatever the table's size. (`pk IN (keys)` lets the planner hash-join the
-    whole table against the keys, which it prefers on a table of a few thousand rows.)"""
-    if connections[queryset.db].vendor != "postgresql":
-        return Q(pk__in=keys)
-    return Q(_EqualsAny(F("pk"), ArraySubquery(keys)))
-
-
-class _EqualsAny(Func):
-    """`column = ANY(array)`: a condition PostgreSQL serves from the column's index, one lookup per element."""
-
-    arg_joiner = " = ANY("
-    template = "(%(expressions)s))"
-    output_field = BooleanField()
 
 
 def _keyset_ordering(view) -> tuple[str, ...] | None:
