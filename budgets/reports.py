@@ -26,8 +26,8 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from budgets import ledger
-from budgets.models import Allocation, BudgetAlert, CostEntry
-from budgets.selectors import HOUR, ZERO, money, open_spend_by_project
+from budgets.models import Allocation, BudgetAlert, CostDay, CostEntry
+from budgets.selectors import HOUR, ZERO, money, open_spend
 from budgets.services.periods import current_period, month_of
 from idle.selectors import idle_savings
 from projects.models import Project
@@ -301,7 +301,7 @@ def project_money(project: Project, *, now: datetime | None = None) -> ProjectMo
 def budget_money(project: Project, *, now: datetime | None = None) -> tuple[ProjectMoney, Decimal]:
     """What project_budget reads of project_money, and the hibernation savings, without loading the project's
     workspaces (10,000 of a big project) or its ledger rows into Python: sums by kind and window in SQL, the
-    open intervals summed in SQL (selectors.open_spend_by_project), the top spenders ranked in SQL and priced
+    open intervals summed in SQL (selectors.open_spend), the top spenders ranked in SQL and priced
     exactly in Python, and resting time walked only for the workspaces that rested. PostgreSQL only."""
     now = now or timezone.now()
     zone = ledger.zone_of(project.organization.time_zone)
@@ -318,26 +318,16 @@ def budget_money(project: Project, *, now: datetime | None = None) -> tuple[Proj
         period_end=period_end,
         workspaces=[],
     )
-    in_period = since(period_start, zone) if period_start else Q()
-    in_month, in_week = since(month_start, zone), since(week_start, zone)
-    closed = (
-        CostEntry.objects.filter(project=project)
-        .filter(in_period | in_month | in_week if period_start else Q())
-        .values_list("kind")
-        .annotate(
-            period=Sum("amount", filter=in_period) if period_start else Sum("amount"),
-            month=Sum("amount", filter=in_month),
-            week=Sum("amount", filter=in_week),
-        )
-        .order_by()
-        .values_list("kind", "period", "month", "week")
-    )
     by_kind: dict[str, Decimal] = defaultdict(Decimal)
-    for kind, period, month, week in closed:
-        by_kind[kind] += period or ZERO
-        money_.month_to_date += month or ZERO
-        money_.week += week or ZERO
     windows = {"period": period_start, "month": month_start, "week": week_start}
+    for name, by_kind_closed in closed_since(project.pk, windows, zone).items():
+        if name == "period":
+            for kind, amount in by_kind_closed.items():
+                by_kind[kind] += amount
+        elif name == "month":
+            money_.month_to_date += sum(by_kind_closed.values(), ZERO)
+        else:
+            money_.week += sum(by_kind_closed.values(), ZERO)
     opened = open_spend_by_windows(project.pk, windows, now=now)
     by_kind[CostEntry.Kind.COMPUTE] += opened["period"].compute
     by_kind[CostEntry.Kind.STORAGE] += opened["period"].storage
@@ -353,15 +343,36 @@ def budget_money(project: Project, *, now: datetime | None = None) -> tuple[Proj
     return money_, sum(savings.values(), ZERO)
 
 
+def closed_since(
+    project_id: str, windows: dict[str, datetime | None], zone: zoneinfo.ZoneInfo
+) -> dict[str, dict[str, Decimal]]:
+    """The project's closed cost by kind since each window's start (None: its whole history), in two queries
+    however long the windows: whole days from the daily rollup (CostDay), each window's first day from the
+    ledger's rows (an entry never crosses a day in the organization's time zone)."""
+    found: dict[str, dict[str, Decimal]] = {name: defaultdict(Decimal) for name in windows}
+    first_days = {name: start.astimezone(zone).date() for name, start in windows.items() if start is not None}
+    if first_days:
+        entries = CostEntry.objects.filter(project_id=project_id, day__in=set(first_days.values()))
+        sums = {name: Sum("amount", filter=Q(day=first_days[name], start__gte=windows[name])) for name in first_days}
+        for row in entries.values("kind").annotate(**sums).order_by():
+            for name in first_days:
+                found[name][row["kind"]] += row[name] or ZERO
+    earliest = min(first_days.values()) if len(first_days) == len(windows) else None
+    days = CostDay.objects.filter(project_id=project_id)
+    if earliest is not None:
+        days = days.filter(day__gt=earliest)
+    sums = {name: Sum("amount", filter=Q(day__gt=first_days[name]) if name in first_days else Q()) for name in windows}
+    for row in days.values("kind").annotate(**sums).order_by():
+        for name in windows:
+            found[name][row["kind"]] += row[name] or ZERO
+    return {name: dict(by_kind) for name, by_kind in found.items()}
+
+
 def open_spend_by_windows(
     project_id: str, windows: dict[str, datetime | None], *, now: datetime
 ) -> dict[str, ledger.OpenCost]:
-    """The project's open cost from each window's start (one query per distinct start: usually the period,
-    the month and the week)."""
-    found: dict[datetime | None, ledger.OpenCost] = {}
-    for start in dict.fromkeys(windows.values()):
-        found[start] = open_spend_by_project({project_id: start}, now=now)[project_id]
-    return {name: found[start] for name, start in windows.items()}
+    """The project's open cost from each window's start (usually the period, the month and the week): one query."""
+    return open_spend({name: (project_id, start) for name, start in windows.items()}, now=now)
 
 
 # Ranked in SQL (an approximation of the open part is enough to rank), priced exactly in Python: a margin of

@@ -149,32 +149,36 @@ def workspace_compute_usage(workspace: Workspace, *, now: datetime | None = None
 #             the proration by each month's own length (ledger.month_fraction) stays exact.
 
 _OPEN_SPEND_SQL = """
-SELECT g.project_id, date_trunc('month', g.cursor AT TIME ZONE 'UTC') AS month,
-       SUM(g.rate * g.net), SUM(g.rate * g.net * EXTRACT(EPOCH FROM g.cursor)), SUM(g.minimum * g.net),
-       SUM(g.storage * g.net), SUM(g.storage * g.net * EXTRACT(EPOCH FROM g.cursor))
-FROM (
-    -- Workspaces closed at the same moment (the daily close moves them all to midnight) are one group: the
-    -- products are computed per group, not per workspace.
-    SELECT w.project_id, 100 - COALESCE(MIN(o.discount_percent), 0) AS net, w.cursor,
-           SUM(w.hourly_rate) FILTER (WHERE w.billed AND NOT w.minimum) AS rate,
-           SUM(w.hourly_rate * (%(minimum)s - w.run_billed_seconds)) FILTER (WHERE w.billed AND w.minimum) AS minimum,
-           SUM(w.storage_monthly_rate) FILTER (WHERE w.volume_billed) AS storage
-    FROM (
-        SELECT w.project_id, w.organization_id, w.hourly_rate, w.run_billed_seconds, w.storage_monthly_rate,
-               w.volume_billed, w.state = ANY(%(billed)s) AS billed, GREATEST(w.ledger_through, s.start) AS cursor,
-               -- A run that began less than a minute ago (and inside the window) is billed its 60-second minimum.
-               (s.start IS NULL OR s.start <= w.ledger_through) AND w.ledger_through > %(minute_ago)s
-                 AND EXTRACT(EPOCH FROM (%(now)s - w.ledger_through)) < %(minimum)s - w.run_billed_seconds AS minimum
-        FROM workspaces_workspace w
-        JOIN unnest(%(projects)s::varchar[], %(starts)s::timestamptz[]) AS s(project_id, start)
-          ON s.project_id = w.project_id
-        WHERE w.ledger_through IS NOT NULL AND NOT (w.state = ANY(%(not_open)s))
-          AND GREATEST(w.ledger_through, s.start) < %(now)s
-    ) w
-    JOIN accounts_organization o ON o.id = w.organization_id
-    GROUP BY w.project_id, w.organization_id, w.cursor
-) g
-GROUP BY 1, 2
+SELECT s.piece, 100 - COALESCE(MIN(o.discount_percent), 0) AS net,
+       -- The cursor's UTC month (storage is prorated by each month's length); truncating only the rare cursor
+       -- from an earlier month, as truncating every row costs more than the rest of the sum.
+       CASE WHEN w.cursor >= %(this_month)s THEN %(this_month)s
+            ELSE date_trunc('month', w.cursor AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' END AS month,
+       SUM(w.hourly_rate) FILTER (WHERE w.billed AND NOT w.minimum),
+       SUM(w.hourly_rate * EXTRACT(EPOCH FROM w.cursor)) FILTER (WHERE w.billed AND NOT w.minimum),
+       SUM(w.hourly_rate * (%(minimum)s - w.run_billed_seconds)) FILTER (WHERE w.billed AND w.minimum),
+       SUM(w.storage_monthly_rate) FILTER (WHERE w.volume_billed),
+       SUM(w.storage_monthly_rate * EXTRACT(EPOCH FROM w.cursor)) FILTER (WHERE w.volume_billed)
+FROM unnest(%(pieces)s::integer[], %(projects)s::varchar[], %(bounds)s::timestamptz[], %(at_bound)s::boolean[])
+     AS s(piece, project_id, bound, at_bound)
+JOIN projects_project p ON p.id = s.project_id
+JOIN accounts_organization o ON o.id = p.organization_id
+CROSS JOIN LATERAL (
+    -- Read from the covering index workspace_open_cost: the project's open workspaces (those closed before the
+    -- bound: a range of the index), not their rows.
+    SELECT w.hourly_rate, w.run_billed_seconds, w.storage_monthly_rate, w.volume_billed,
+           w.state = ANY(%(billed)s) AS billed,
+           CASE WHEN s.at_bound THEN s.bound ELSE w.ledger_through END AS cursor,
+           -- A run that began less than a minute ago is billed its 60-second minimum.
+           NOT s.at_bound AND w.ledger_through > %(minute_ago)s
+             AND EXTRACT(EPOCH FROM (%(now)s - w.ledger_through)) < %(minimum)s - w.run_billed_seconds AS minimum
+    FROM workspaces_workspace w
+    WHERE w.project_id = s.project_id AND w.ledger_through IS NOT NULL AND NOT (w.state = ANY(%(not_open)s))
+      AND w.ledger_through < COALESCE(s.bound, 'infinity')
+    OFFSET 0  -- one index range per piece (a parameterized scan), not a join rescanning the project's range
+) w
+WHERE w.cursor < %(now)s
+GROUP BY s.piece, month
 """
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _PERCENT_HOUR = HOUR * 100
@@ -192,34 +196,67 @@ def open_spend_by_project(since: Mapping[str, datetime | None], *, now: datetime
     """The open cost (ledger.open_cost, from each project's `since` when given) of all the live workspaces of
     each project in `since`, summed per project: one query on PostgreSQL, whatever the number of workspaces.
     Other databases (the SQLite sandbox) price each workspace in Python, as before."""
-    totals = {project_id: ledger.OpenCost(ZERO, ZERO) for project_id in since}
-    if not since:
+    return open_spend({project_id: (project_id, start) for project_id, start in since.items()}, now=now)
+
+
+def open_spend(windows: Mapping[Any, tuple[str, datetime | None]], *, now: datetime) -> dict[Any, ledger.OpenCost]:
+    """open_spend_by_project for any windows: key → (project id, start or None), e.g. one project's period, month
+    and week. One query on PostgreSQL, which reads each project's open workspaces once per window from a covering
+    index (no table rows) and returns only sums of products of stored decimals, finished exactly in Python."""
+    totals = {key: ledger.OpenCost(ZERO, ZERO) for key in windows}
+    if not windows:
         return totals
     if connection.vendor != "postgresql":
-        for workspace in open_workspaces(Q(project_id__in=list(since))):
-            cost = ledger.open_cost(workspace, now=now, since=since[workspace.project_id])
-            found = totals[workspace.project_id]
-            totals[workspace.project_id] = ledger.OpenCost(found.compute + cost.compute, found.storage + cost.storage)
+        projects = {project_id for project_id, _ in windows.values()}
+        workspaces = open_workspaces(Q(project_id__in=projects))
+        for key, (project_id, start) in windows.items():
+            for workspace in workspaces:
+                if workspace.project_id == project_id:
+                    cost = ledger.open_cost(workspace, now=now, since=start)
+                    found = totals[key]
+                    totals[key] = ledger.OpenCost(found.compute + cost.compute, found.storage + cost.storage)
         return totals
+    # A window from `start` prices a workspace closed before `start` from `start`, the others from their close.
+    # So each project's open workspaces are summed once from their close (the "whole" piece), and each window
+    # subtracts and adds back only those closed before its start (a range of the index, usually empty):
+    #   window = whole - (closed before start, from their close) + (closed before start, from start).
+    pieces: list[tuple[str, datetime | None, bool]] = []  # (project, bound, priced from the bound)
+    signs: dict[Any, list[tuple[int, int]]] = {}  # window key -> [(piece, +1 | -1)]
+    index_of: dict[tuple[str, datetime | None, bool], int] = {}
+
+    def piece(project_id: str, bound: datetime | None, at_bound: bool) -> int:
+        if (project_id, bound, at_bound) not in index_of:
+            index_of[(project_id, bound, at_bound)] = len(pieces)
+            pieces.append((project_id, bound, at_bound))
+        return index_of[(project_id, bound, at_bound)]
+
+    for key, (project_id, start) in windows.items():
+        signs[key] = [(piece(project_id, None, False), 1)]
+        if start is not None:
+            signs[key] += [(piece(project_id, start, False), -1), (piece(project_id, start, True), 1)]
     params: dict[str, Any] = {
         "now": now,
         "minute_ago": now - timedelta(seconds=int(ledger.MINIMUM_RUN_SECONDS)),
         "minimum": ledger.MINIMUM_RUN_SECONDS,
         "billed": sorted(ledger.COMPUTE_BILLED),
         "not_open": sorted(ledger.NOT_CLOSED_DAILY - {WorkspaceState.LAUNCHING}),
-        "projects": list(since),
-        "starts": [since[project_id] for project_id in since],
+        "this_month": now.astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0),
+        "pieces": list(range(len(pieces))),
+        "projects": [project_id for project_id, _, _ in pieces],
+        "bounds": [bound for _, bound, _ in pieces],
+        "at_bound": [at_bound for _, _, at_bound in pieces],
     }
     now_epoch = ledger.seconds_between(_EPOCH, now)
-    now_month = now.astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    now_month = params["this_month"]
     with connection.cursor() as cursor:
         cursor.execute(_OPEN_SPEND_SQL, params)
         rows = cursor.fetchall()
-    for project_id, month, rate, rate_epoch, minimum, storage, storage_epoch in rows:
-        compute = ((rate or ZERO) * now_epoch - (rate_epoch or ZERO) + (minimum or ZERO)) / _PERCENT_HOUR
+    priced = [ledger.OpenCost(ZERO, ZERO) for _ in pieces]
+    for index, net, month, rate, rate_epoch, minimum, storage, storage_epoch in rows:
+        compute = ((rate or ZERO) * now_epoch - (rate_epoch or ZERO) + (minimum or ZERO)) * net / _PERCENT_HOUR
         stored = ZERO
         if storage:
-            month = month.replace(tzinfo=UTC)
+            month = month.astimezone(UTC)
             if month >= now_month:
                 stored = (storage * now_epoch - storage_epoch) / ledger.seconds_in_month(now)
             else:
@@ -230,7 +267,12 @@ def open_spend_by_project(since: Mapping[str, datetime | None], *, now: datetime
                 )
                 stored += storage * _months_between(end, now_month)
                 stored += storage * ledger.seconds_between(now_month, now) / ledger.seconds_in_month(now)
-            stored /= 100
-        found = totals[project_id]
-        totals[project_id] = ledger.OpenCost(found.compute + compute, found.storage + stored)
+            stored = stored * net / 100
+        found = priced[index]
+        priced[index] = ledger.OpenCost(found.compute + compute, found.storage + stored)
+    for key, parts in signs.items():
+        totals[key] = ledger.OpenCost(
+            sum((priced[index].compute * sign for index, sign in parts), ZERO),
+            sum((priced[index].storage * sign for index, sign in parts), ZERO),
+        )
     return totals

@@ -95,6 +95,8 @@ class ProjectMember(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["project", "user"], name="project_member_unique_user"),
         ]
+        # A project's first members in order (the project's inline preview) without sorting all of them.
+        indexes = [models.Index(fields=["project", "joined_at", "id"], name="project_member_order")]
 
     def __str__(self) -> str:
         return f"{self.user} in {self.project} ({self.role})"

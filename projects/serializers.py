@@ -5,6 +5,7 @@ from rest_framework import serializers
 from budgets.selectors_pools import project_budget_briefs
 from platform_site.api import fields as strict
 from projects.models import Project, ProjectMember, ProjectRole
+from projects.selectors import MEMBERS_INLINE, member_previews
 from projects.services import effective_project_role
 
 
@@ -44,7 +45,14 @@ class ProjectBudgetBriefSerializer(serializers.Serializer):
 class ProjectSerializer(serializers.ModelSerializer):
     organization = strict.CharField(source="organization_id", read_only=True)
     organization_name = strict.CharField(source="organization.name", read_only=True)
-    members = ProjectMemberSerializer(many=True, read_only=True)
+    members = ProjectMemberSerializer(
+        source="member_preview",
+        many=True,
+        read_only=True,
+        help_text=f"The first {MEMBERS_INLINE} current members by join date; member_count counts them all, and "
+        "GET /api/v1/projects/{id}/members pages through them.",
+    )
+    member_count = strict.IntegerField(read_only=True, help_text="Current members of the project.")
     role = serializers.SerializerMethodField(help_text="The caller's effective role in the project.")
     active_instances = strict.IntegerField(read_only=True)
     live_instances = strict.IntegerField(read_only=True)
@@ -64,6 +72,7 @@ class ProjectSerializer(serializers.ModelSerializer):
             "organization_name",
             "role",
             "members",
+            "member_count",
             "active_instances",
             "live_instances",
             "total_instances",
@@ -72,6 +81,15 @@ class ProjectSerializer(serializers.ModelSerializer):
             "updated_at",
         ]
         read_only_fields = fields
+
+    def to_representation(self, project):
+        if not hasattr(project, "member_preview"):
+            # Every project of the list (or page) at once, as the budget: one query, however long the list.
+            listed = self.parent.instance if isinstance(self.parent, serializers.ListSerializer) else [project]
+            previews = member_previews([item.pk for item in listed])
+            for item in listed:
+                item.member_preview = previews.get(item.pk, [])
+        return super().to_representation(project)
 
     @extend_schema_field(ProjectBudgetBriefSerializer(allow_null=True))
     def get_budget(self, project) -> dict | None:

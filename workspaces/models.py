@@ -211,6 +211,21 @@ class Workspace(models.Model):
             models.Index(
                 fields=["owner", "-created_at", "id"], include=["project", "state"], name="workspace_list_owner_order"
             ),
+            # What the open cost of a project's live workspaces is summed from (budgets.selectors.open_spend):
+            # an index-only scan of the open ones instead of reading every workspace row, and a range of it for
+            # those closed before a window's start.
+            models.Index(
+                fields=["project", "ledger_through"],
+                include=[
+                    "state",
+                    "hourly_rate",
+                    "run_billed_seconds",
+                    "storage_monthly_rate",
+                    "volume_billed",
+                ],
+                condition=Q(ledger_through__isnull=False),
+                name="workspace_open_cost",
+            ),
         ]
         constraints = [
             models.UniqueConstraint(

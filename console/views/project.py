@@ -13,6 +13,7 @@ import re
 from datetime import timedelta
 from decimal import Decimal
 
+from django.db.models import Prefetch
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import path, reverse
@@ -74,7 +75,12 @@ class ProjectView(ConsoleView):
             user,
             code="PROJECT_NOT_FOUND",
             message="No such project visible to you.",
-            refine=lambda queryset: projects_for(user=user, queryset=queryset).select_related("allocation__pool"),
+            # The project page lists every member (the API shows a preview and pages through them).
+            refine=lambda queryset: (
+                projects_for(user=user, queryset=queryset)
+                .select_related("allocation__pool")
+                .prefetch_related(Prefetch("members", queryset=ProjectMember.objects.select_related("user")))
+            ),
             pk=project_id,
         )
         if user.is_superuser:

@@ -11,7 +11,7 @@ from django.db.models import Q
 
 from budgets import ledger, reports
 from budgets.models import Allocation, BudgetPool, CostEntry
-from budgets.selectors import money, open_spend_by_project, open_workspaces
+from budgets.selectors import money, open_spend, open_spend_by_project, open_workspaces
 from tests.support import record_cost
 from workspaces.models import StateTransition, Workspace, WorkspaceState
 
@@ -75,6 +75,26 @@ def test_it_sums_open_intervals_as_open_cost_does(owner, org, project, since):
     assert abs(got.compute - compute) < Decimal("1e-18")
     assert abs(got.storage - storage) < Decimal("1e-18")
     assert money(got.total) == money(compute + storage)
+
+
+def test_it_sums_several_windows_in_one_query_as_each_alone(owner, org, project, django_assert_num_queries):
+    org.discount_percent = Decimal("12.5")
+    org.save()
+    _workspaces(org, project, owner)
+    starts = {
+        "whole": None,
+        "hour": NOW - timedelta(hours=1),
+        "seconds": NOW - timedelta(seconds=10),
+        "month": NOW - timedelta(days=35),
+        "now": NOW,
+        "later": NOW + timedelta(days=1),
+    }
+    with django_assert_num_queries(1):
+        got = open_spend({name: (project.pk, start) for name, start in starts.items()}, now=NOW)
+    for name, start in starts.items():
+        compute, storage = _python(project.pk, start)
+        assert abs(got[name].compute - compute) < Decimal("1e-18"), name
+        assert abs(got[name].storage - storage) < Decimal("1e-18"), name
 
 
 def test_it_answers_zero_for_a_project_without_workspaces(project):
