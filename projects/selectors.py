@@ -1,8 +1,7 @@
 from datetime import datetime
 
 from django.db import connection
-from django.db.models import Count, IntegerField, OuterRef, QuerySet, Subquery
-from django.db.models.functions import Coalesce
+from django.db.models import Func, IntegerField, OuterRef, QuerySet, Subquery
 from django.utils import timezone
 
 from accounts.models import Membership, User
@@ -14,12 +13,17 @@ from workspaces.models import LIVE_STATES, Workspace, WorkspaceState
 MEMBERS_INLINE = 50
 
 
-def _count_of(workspaces: QuerySet[Workspace]) -> Coalesce:
-    """How many of the project's workspaces match: a correlated COUNT read from the (project, state) index,
-    one per project of the page, instead of COUNT DISTINCT over a join of every project with every workspace
-    (which the paginator's count repeated)."""
-    counted = workspaces.filter(project=OuterRef("pk")).order_by().values("project").annotate(n=Count("pk"))
-    return Coalesce(Subquery(counted.values("n"), output_field=IntegerField()), 0)
+def _count_of(rows: QuerySet) -> Subquery:
+    """How many of the project's `rows` (workspaces or members) match: a correlated COUNT read from the
+    (project, …) index, one per project of the page, instead of COUNT DISTINCT over a join of every project with
+    every workspace (which the paginator's count repeated). A bare COUNT(*) with no GROUP BY: grouped by project,
+    PostgreSQL may scan another index in project order instead of the (project, state) range."""
+    counted = (
+        rows.filter(project=OuterRef("pk"))
+        .order_by()
+        .annotate(n=Func(template="COUNT(*)", output_field=IntegerField()))
+    )
+    return Subquery(counted.values("n"), output_field=IntegerField())
 
 
 _MEMBER_PREVIEW_SQL = """
@@ -77,18 +81,7 @@ def projects_for(*, user: User, queryset: QuerySet[Project] | None = None) -> Qu
             caller_org_role=Subquery(
                 Membership.objects.filter(organization=OuterRef("organization_id"), user=user).values("role")[:1]
             ),
-            member_count=Coalesce(
-                Subquery(
-                    ProjectMember.objects.current()
-                    .filter(project=OuterRef("pk"))
-                    .order_by()
-                    .values("project")
-                    .annotate(n=Count("pk"))
-                    .values("n"),
-                    output_field=IntegerField(),
-                ),
-                0,
-            ),
+            member_count=_count_of(ProjectMember.objects.current()),
             total_instances=_count_of(Workspace.objects.all()),
             live_instances=_count_of(Workspace.objects.filter(state__in=LIVE_STATES)),
             active_instances=_count_of(Workspace.objects.filter(state=WorkspaceState.RUNNING)),
