@@ -217,6 +217,7 @@ class Workspace(models.Model):
             models.Index(
                 fields=["project", "ledger_through"],
                 include=[
+                    "id",
                     "state",
                     "hourly_rate",
                     "run_billed_seconds",
