@@ -8,6 +8,7 @@ from django.utils import timezone
 from accounts.models import User
 from projects.models import ProjectMember, ProjectRole
 from projects.selectors import MEMBERS_INLINE
+from projects.serializers import ProjectMemberSerializer, member_json
 from tests.conftest import bearer_client, make_project, make_user
 
 
@@ -71,3 +72,8 @@ def test_it_reads_the_previews_in_constant_queries(owner, org, project, django_a
         rows = client.get("/api/v1/projects").json()
     assert len(rows) == 7
     assert all(len(row["members"]) == MEMBERS_INLINE for row in rows if row["name"].startswith("More"))
+
+
+def test_it_writes_each_member_as_the_member_serializer_does(owner, project):
+    member = ProjectMember.objects.select_related("user").get(project=project, user=owner)
+    assert member_json(member) == ProjectMemberSerializer(member).data
