@@ -56,12 +56,13 @@ def member_previews(project_ids: list[str], *, now: datetime | None = None) -> d
         return previews
     params = {"projects": list(project_ids), "now": now, "limit": MEMBERS_INLINE}
     for member in ProjectMember.objects.raw(_MEMBER_PREVIEW_SQL, params):
+        columns = vars(member)  # the user's columns, read along (raw() sets them as attributes)
         member.user = User(
             pk=member.user_id,
-            username=member.preview_username,
-            email=member.preview_email,
-            first_name=member.preview_first_name,
-            last_name=member.preview_last_name,
+            username=columns["preview_username"],
+            email=columns["preview_email"],
+            first_name=columns["preview_first_name"],
+            last_name=columns["preview_last_name"],
         )
         previews[member.project_id].append(member)
     return previews
