@@ -5,6 +5,8 @@ from typing import Any
 from django.db.models import Count, OuterRef, Prefetch, QuerySet, Subquery
 
 from accounts.models import Membership, Organization, User
+from platform_site.errors import ValidationFailed
+from platform_site.tenancy import scoped_queryset, visible_or_404
 
 # What a user list reads of each user: plain rows (.values()), no model objects.
 USER_ROW_FIELDS = ("id", "username", "email", "first_name", "last_name", "date_joined")
@@ -57,3 +59,20 @@ def organizations_for(*, user: User, queryset: QuerySet[Organization] | None = N
     return queryset.annotate(
         caller_role=Subquery(caller_role), member_count=Count("memberships", distinct=True)
     ).order_by("name", "id")
+
+
+def organization_named_or_only(*, user: User, organization_id: str | None) -> Organization:
+    """The organization a new project, pool or idle profile goes into: the one named (among the caller's, else
+    404), or the caller's only organization (a validation error when they belong to several or to none)."""
+    if organization_id:
+        return visible_or_404(
+            Organization,
+            user,
+            code="ORGANIZATION_NOT_FOUND",
+            message="No such organization of yours.",
+            pk=organization_id,
+        )
+    mine = list(scoped_queryset(Organization, user)[:2])
+    if len(mine) != 1:
+        raise ValidationFailed(fields={"organization": ["Required: you belong to several organizations (or none)."]})
+    return mine[0]

@@ -2,10 +2,9 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, status
 from rest_framework.response import Response
 
-from accounts.models import Organization
+from accounts.selectors import organization_named_or_only
 from platform_site.api.views import ScopedAPIView
-from platform_site.errors import ValidationFailed
-from platform_site.tenancy import scoped_queryset, visible_or_404
+from platform_site.tenancy import visible_or_404
 from projects import selectors, services
 from projects.models import Project, ProjectMember
 from projects.serializers import (
@@ -28,22 +27,6 @@ class _ProjectView(ScopedAPIView):
 
     def refine_queryset(self, queryset):
         return selectors.projects_for(user=self.request.user, queryset=queryset)
-
-
-def _organization_for_new_project(user, organization_id: str | None) -> Organization:
-    if organization_id:
-        return visible_or_404(
-            Organization,
-            user,
-            code="ORGANIZATION_NOT_FOUND",
-            message="No such organization of yours.",
-            pk=organization_id,
-        )
-    organizations = scoped_queryset(Organization, user)
-    mine = list(organizations[:2])
-    if len(mine) != 1:
-        raise ValidationFailed(fields={"organization": ["Required: you belong to several organizations (or none)."]})
-    return mine[0]
 
 
 class ProjectListCreateView(mixins.ListModelMixin, _ProjectView):
@@ -72,7 +55,7 @@ class ProjectListCreateView(mixins.ListModelMixin, _ProjectView):
         data = form.validated_data
         project = services.project_create(
             actor=request.user,
-            organization=_organization_for_new_project(request.user, data.get("organization")),
+            organization=organization_named_or_only(user=request.user, organization_id=data.get("organization")),
             name=data["name"],
             description=data["description"],
             members=data["members"],

@@ -11,7 +11,7 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.response import Response
 
-from accounts.models import Organization
+from accounts.selectors import organization_named_or_only
 from budgets import selectors_pools as figures
 from budgets.models import Allocation, BudgetPool
 from budgets.serializers_pools import (
@@ -32,8 +32,7 @@ from budgets.serializers_pools import (
 from budgets.services import allocations as allocation_services
 from budgets.services import pools as services
 from platform_site.api.views import ScopedAPIView
-from platform_site.errors import ValidationFailed
-from platform_site.tenancy import scoped_queryset, visible_or_404
+from platform_site.tenancy import visible_or_404
 
 TAGS = ["budgets"]
 
@@ -72,21 +71,6 @@ class _PoolView(ScopedAPIView):
         return PoolSerializer(_with_figures([fresh])[0]).data
 
 
-def _organization_for_new_pool(user, organization_id: str | None) -> Organization:
-    if organization_id:
-        return visible_or_404(
-            Organization,
-            user,
-            code="ORGANIZATION_NOT_FOUND",
-            message="No such organization of yours.",
-            pk=organization_id,
-        )
-    mine = list(scoped_queryset(Organization, user)[:2])
-    if len(mine) != 1:
-        raise ValidationFailed(fields={"organization": ["Required: you belong to several organizations (or none)."]})
-    return mine[0]
-
-
 class PoolListCreateView(_PoolView):
     def filter_queryset(self, queryset):
         if organization := self.request.query_params.get("organization"):
@@ -115,7 +99,7 @@ class PoolListCreateView(_PoolView):
         form = PoolCreateSerializer(data=request.data)
         form.is_valid(raise_exception=True)
         data = dict(form.validated_data)
-        organization = _organization_for_new_pool(request.user, data.pop("organization", None))
+        organization = organization_named_or_only(user=request.user, organization_id=data.pop("organization", None))
         services.require_manager(actor=request.user, organization_id=organization.pk)
         if data.get("alert_threshold") is None:
             data.pop("alert_threshold", None)

@@ -11,7 +11,8 @@ from rest_framework.generics import GenericAPIView
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.models import Membership, Organization
+from accounts.models import Membership
+from accounts.selectors import organization_named_or_only
 from idle import serializers as shapes
 from idle.decision import quiet_since
 from idle.models import IdleEvent, ProjectIdlePolicy, WorkspaceIdle
@@ -20,27 +21,12 @@ from idle.selectors import idle_history
 from idle.services import configure
 from idle.services.snooze import workspace_snooze
 from platform_site.errors import ValidationFailed
-from platform_site.tenancy import scoped_queryset, visible_by_id_or_name, visible_or_404
+from platform_site.tenancy import visible_by_id_or_name, visible_or_404
 from projects.models import Project
 from workspaces.api.references import PROJECT_PARAMETER, workspace_or_404
 from workspaces.models import Workspace, WorkspaceState
 
 TAGS = ["idle"]
-
-
-def _organization(user, organization_id: str | None) -> Organization:
-    if organization_id:
-        return visible_or_404(
-            Organization,
-            user,
-            code="ORGANIZATION_NOT_FOUND",
-            message="No such organization of yours.",
-            pk=organization_id,
-        )
-    mine = list(scoped_queryset(Organization, user)[:2])
-    if len(mine) != 1:
-        raise ValidationFailed(fields={"organization": ["Required: you belong to several organizations (or none)."]})
-    return mine[0]
 
 
 class IdleProfilesView(APIView):
@@ -67,7 +53,7 @@ class IdleProfilesView(APIView):
         form = shapes.IdleProfileCreateSerializer(data=request.data)
         form.is_valid(raise_exception=True)
         data = dict(form.validated_data)
-        organization = _organization(request.user, data.pop("organization", None))
+        organization = organization_named_or_only(user=request.user, organization_id=data.pop("organization", None))
         row = configure.idle_profile_create(actor=request.user, organization=organization, **data)
         profile = next(p for p in profiles_for(organization_ids=[organization.pk]) if p.name == row.name)
         return Response(shapes.profile_body(profile), status=status.HTTP_201_CREATED)
