@@ -86,16 +86,21 @@ class IdleLaunchSerializer(serializers.Serializer):
 # --- Output ----------------------------------------------------------------------------------------------------
 
 
-class IdleProfileSerializer(serializers.Serializer):
-    name = strict.CharField()
-    description = strict.CharField()
-    idle_threshold_minutes = strict.IntegerField()
-    action = strict.CharField()
+class IdleThresholdsSerializer(serializers.Serializer):
+    """The thresholds a profile or a workspace judges by (null: not judged)."""
+
     cpu_threshold = strict.FloatField(allow_null=True)
     memory_threshold = strict.FloatField(allow_null=True)
     network_threshold = strict.FloatField(allow_null=True)
     disk_threshold = strict.FloatField(allow_null=True)
     gpu_threshold = strict.FloatField(allow_null=True)
+
+
+class IdleProfileSerializer(IdleThresholdsSerializer):
+    name = strict.CharField()
+    description = strict.CharField()
+    idle_threshold_minutes = strict.IntegerField()
+    action = strict.CharField()
     warning_minutes = strict.IntegerField()
     builtin = strict.BooleanField()
     organization = strict.CharField(source="organization_id", allow_null=True)
@@ -127,16 +132,11 @@ class IdleVerdictSerializer(serializers.Serializer):
     action_at = strict.DateTimeField(allow_null=True, help_text="When it happens if every signal stays quiet.")
 
 
-class IdleSettingsSerializer(serializers.Serializer):
+class IdleSettingsSerializer(IdleThresholdsSerializer):
     enabled = strict.BooleanField()
     profile = strict.CharField()
     idle_threshold_minutes = strict.IntegerField()
     action = strict.CharField()
-    cpu_threshold = strict.FloatField(allow_null=True)
-    memory_threshold = strict.FloatField(allow_null=True)
-    network_threshold = strict.FloatField(allow_null=True)
-    disk_threshold = strict.FloatField(allow_null=True)
-    gpu_threshold = strict.FloatField(allow_null=True)
     warning_minutes = strict.IntegerField()
     configured_at = strict.DateTimeField(allow_null=True)
 
