@@ -34,6 +34,8 @@ def validate_time_zone(value: str) -> None:
 
 def without_unsafe_characters(value: str) -> str:
     """`value` with control and bidirectional-override characters removed (for names other systems send)."""
+    if value.isascii() and value.isprintable():
+        return value  # no control character (isprintable) and no bidirectional mark (ASCII): most names
     return "".join(char for char in value if not unsafe_characters(char))
 
 

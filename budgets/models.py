@@ -312,6 +312,36 @@ class CostDay(models.Model):
         return f"{self.project_id} {self.day} {self.kind}: {self.amount}"
 
 
+class OpenSpendSum(models.Model):
+    """Sums over the open ledger intervals of a project's workspaces, by the UTC month of their cursor
+    (`ledger_through`), so that a project's open spend is read from a few rows instead of every live workspace.
+
+    Written by PostgreSQL, not by Django: a trigger on workspaces (migration 0003) appends the change of every
+    insert, update or delete that touches what the open interval is priced from (state, cursor, rates, volume,
+    project): the old row's part negated, the new row's part. Append-only, so concurrent writers never wait for
+    each other; budgets.open_sums.compact folds the rows into one per (project, month) every few minutes.
+    budgets.selectors.open_spend reads them, and prices exactly from the rows the only the part that depends on
+    the moment of reading (a run's first minute, a cursor past now). Unused on SQLite (the sandbox prices each
+    workspace in Python)."""
+
+    project = models.ForeignKey("projects.Project", on_delete=models.CASCADE, related_name="+")
+    month = models.DateTimeField()  # the first instant of the cursor's UTC month
+    # Σ hourly_rate and Σ hourly_rate × epoch(cursor) over workspaces billed for compute (ledger.COMPUTE_BILLED).
+    billed_rate = models.DecimalField(max_digits=40, decimal_places=14, default=Decimal(0))
+    billed_rate_epoch = models.DecimalField(max_digits=40, decimal_places=14, default=Decimal(0))
+    # Σ storage_monthly_rate and Σ storage_monthly_rate × epoch(cursor) over workspaces whose volume is billed.
+    storage_rate = models.DecimalField(max_digits=40, decimal_places=14, default=Decimal(0))
+    storage_epoch = models.DecimalField(max_digits=40, decimal_places=14, default=Decimal(0))
+
+    objects = models.Manager()
+
+    class Meta:
+        indexes = [models.Index(fields=["project", "month"], name="open_spend_sum_project")]
+
+    def __str__(self) -> str:
+        return f"{self.project_id} {self.month:%Y-%m}: {self.billed_rate}/h, {self.storage_rate}/month"
+
+
 class BudgetAlert(models.Model):
     """Something the money rules did or warned about, once per threshold per period: the project's alert list."""
 

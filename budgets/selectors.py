@@ -147,38 +147,70 @@ def workspace_compute_usage(workspace: Workspace, *, now: datetime | None = None
 #   compute = Σ rate·(100-d)·(now - cursor) / 360000   (+ the 60-second minimum of a run that just began)
 #   storage = Σ monthly·(100-d)·month_fraction(cursor, now) / 100, grouped by the cursor's UTC month so that
 #             the proration by each month's own length (ledger.month_fraction) stays exact.
+# A project's whole open spend starts from the sums PostgreSQL keeps (budgets.models.OpenSpendSum): they count
+# every open workspace as billed from its cursor, which is exact except for the workspaces whose cursor is less
+# than a minute old (a run's 60-second minimum) or past `now` (nothing open yet). Those few are read from the
+# index (the range of cursors after a minute ago), taken out as the kept sums count them and put back priced
+# exactly. A window that starts later re-prices only the workspaces closed before its start (another range).
 
 _OPEN_SPEND_SQL = """
-SELECT s.piece, 100 - COALESCE(MIN(o.discount_percent), 0) AS net,
-       -- The cursor's UTC month (storage is prorated by each month's length); truncating only the rare cursor
-       -- from an earlier month, as truncating every row costs more than the rest of the sum.
-       CASE WHEN w.cursor >= %(this_month)s THEN %(this_month)s
-            ELSE date_trunc('month', w.cursor AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' END AS month,
-       SUM(w.hourly_rate) FILTER (WHERE w.billed AND NOT w.minimum),
-       SUM(w.hourly_rate * EXTRACT(EPOCH FROM w.cursor)) FILTER (WHERE w.billed AND NOT w.minimum),
-       SUM(w.hourly_rate * (%(minimum)s - w.run_billed_seconds)) FILTER (WHERE w.billed AND w.minimum),
-       SUM(w.storage_monthly_rate) FILTER (WHERE w.volume_billed),
-       SUM(w.storage_monthly_rate * EXTRACT(EPOCH FROM w.cursor)) FILTER (WHERE w.volume_billed)
-FROM unnest(%(pieces)s::integer[], %(projects)s::varchar[], %(bounds)s::timestamptz[], %(at_bound)s::boolean[])
-     AS s(piece, project_id, bound, at_bound)
+WITH s AS (
+    SELECT * FROM unnest(%(pieces)s::integer[], %(projects)s::varchar[], %(bounds)s::timestamptz[],
+                         %(at_bound)s::boolean[]) AS s(piece, project_id, bound, at_bound)
+), parts AS (
+    -- Priced exactly from each workspace: a window's range of cursors before its start (read from the covering
+    -- index workspace_open_cost, not the table), and for a whole piece the cursors of the last minute.
+    SELECT s.piece,
+           -- The cursor's UTC month (storage is prorated by each month's length); truncating only the rare cursor
+           -- from an earlier month, as truncating every row costs more than the rest of the sum.
+           CASE WHEN w.cursor >= %(this_month)s THEN %(this_month)s
+                ELSE date_trunc('month', w.cursor AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' END AS month,
+           SUM(w.hourly_rate) FILTER (WHERE w.billed AND NOT w.minimum) AS rate,
+           SUM(w.hourly_rate * EXTRACT(EPOCH FROM w.cursor)) FILTER (WHERE w.billed AND NOT w.minimum) AS rate_epoch,
+           SUM(w.hourly_rate * (%(minimum)s - w.run_billed_seconds)) FILTER (WHERE w.billed AND w.minimum) AS minimum,
+           SUM(w.storage_monthly_rate) FILTER (WHERE w.volume_billed) AS storage,
+           SUM(w.storage_monthly_rate * EXTRACT(EPOCH FROM w.cursor)) FILTER (WHERE w.volume_billed) AS storage_epoch
+    FROM s CROSS JOIN LATERAL (
+        SELECT w.hourly_rate, w.run_billed_seconds, w.storage_monthly_rate, w.volume_billed,
+               w.state = ANY(%(billed)s) AS billed,
+               CASE WHEN s.at_bound THEN s.bound ELSE w.ledger_through END AS cursor,
+               -- A run that began less than a minute ago is billed its 60-second minimum.
+               NOT s.at_bound AND w.ledger_through > %(minute_ago)s
+                 AND EXTRACT(EPOCH FROM (%(now)s - w.ledger_through)) < %(minimum)s - w.run_billed_seconds AS minimum
+        FROM workspaces_workspace w
+        WHERE w.project_id = s.project_id AND w.ledger_through IS NOT NULL AND NOT (w.state = ANY(%(not_open)s))
+          AND w.ledger_through < COALESCE(s.bound, 'infinity')
+          AND w.ledger_through > CASE WHEN s.bound IS NULL THEN %(minute_ago)s ELSE '-infinity'::timestamptz END
+        OFFSET 0  -- one index range per piece (a parameterized scan), not a join rescanning the project's range
+    ) w
+    WHERE w.cursor < %(now)s
+    GROUP BY s.piece, month
+    UNION ALL
+    -- A whole piece: the kept sums...
+    SELECT s.piece, k.month, SUM(k.billed_rate), SUM(k.billed_rate_epoch), NULL,
+           SUM(k.storage_rate), SUM(k.storage_epoch)
+    FROM s JOIN budgets_openspendsum k ON k.project_id = s.project_id
+    WHERE s.bound IS NULL
+    GROUP BY s.piece, k.month
+    UNION ALL
+    -- ... less the last minute's cursors as the kept sums count them (they are priced exactly above).
+    SELECT s.piece, date_trunc('month', w.ledger_through AT TIME ZONE 'UTC') AT TIME ZONE 'UTC',
+           -SUM(w.hourly_rate) FILTER (WHERE w.state = ANY(%(billed)s)),
+           -SUM(w.hourly_rate * EXTRACT(EPOCH FROM w.ledger_through)) FILTER (WHERE w.state = ANY(%(billed)s)),
+           NULL,
+           -SUM(w.storage_monthly_rate) FILTER (WHERE w.volume_billed),
+           -SUM(w.storage_monthly_rate * EXTRACT(EPOCH FROM w.ledger_through)) FILTER (WHERE w.volume_billed)
+    FROM s JOIN workspaces_workspace w ON w.project_id = s.project_id
+    WHERE s.bound IS NULL AND w.ledger_through > %(minute_ago)s AND NOT (w.state = ANY(%(not_open)s))
+    GROUP BY s.piece, 2
+)
+SELECT parts.piece, 100 - COALESCE(o.discount_percent, 0), parts.month, SUM(parts.rate), SUM(parts.rate_epoch),
+       SUM(parts.minimum), SUM(parts.storage), SUM(parts.storage_epoch)
+FROM parts
+JOIN s ON s.piece = parts.piece
 JOIN projects_project p ON p.id = s.project_id
 JOIN accounts_organization o ON o.id = p.organization_id
-CROSS JOIN LATERAL (
-    -- Read from the covering index workspace_open_cost: the project's open workspaces (those closed before the
-    -- bound: a range of the index), not their rows.
-    SELECT w.hourly_rate, w.run_billed_seconds, w.storage_monthly_rate, w.volume_billed,
-           w.state = ANY(%(billed)s) AS billed,
-           CASE WHEN s.at_bound THEN s.bound ELSE w.ledger_through END AS cursor,
-           -- A run that began less than a minute ago is billed its 60-second minimum.
-           NOT s.at_bound AND w.ledger_through > %(minute_ago)s
-             AND EXTRACT(EPOCH FROM (%(now)s - w.ledger_through)) < %(minimum)s - w.run_billed_seconds AS minimum
-    FROM workspaces_workspace w
-    WHERE w.project_id = s.project_id AND w.ledger_through IS NOT NULL AND NOT (w.state = ANY(%(not_open)s))
-      AND w.ledger_through < COALESCE(s.bound, 'infinity')
-    OFFSET 0  -- one index range per piece (a parameterized scan), not a join rescanning the project's range
-) w
-WHERE w.cursor < %(now)s
-GROUP BY s.piece, month
+GROUP BY parts.piece, o.discount_percent, parts.month
 """
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _PERCENT_HOUR = HOUR * 100

@@ -43,6 +43,14 @@ def send_cost_digests() -> int:
     return len(digests.digests_due())
 
 
+@shared_task(acks_late=True, ignore_result=True)
+def compact_open_spend_sums() -> int:
+    """Fold the changes PostgreSQL appended to the kept sums of open intervals (budgets.open_sums)."""
+    from budgets import open_sums
+
+    return open_sums.compact()
+
+
 def backoff(retries: int) -> int:
     delay: int = 30 * 2**retries
     return min(delay, 1800)

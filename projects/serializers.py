@@ -2,7 +2,7 @@ from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from budgets.selectors_pools import project_budget_briefs
+from budgets.selectors_pools import ProjectBudgetBrief, project_budget_briefs
 from platform_site.api import fields as strict
 from projects.models import Project, ProjectMember, ProjectRole
 from projects.selectors import MEMBERS_INLINE, member_previews
@@ -56,6 +56,16 @@ class ProjectBudgetBriefSerializer(serializers.Serializer):
     remaining = strict.DecimalField(max_digits=18, decimal_places=4, coerce_to_string=False)
     utilization_rate = strict.DecimalField(max_digits=12, decimal_places=4, coerce_to_string=False, allow_null=True)
     status = strict.CharField(help_text="ok, warning (past the first alert threshold) or exceeded.")
+
+
+def budget_brief_json(brief: ProjectBudgetBrief) -> dict:
+    """ProjectBudgetBriefSerializer's output, with its own fields' formatting but without building a serializer
+    (and copying its fields) for every project of a list."""
+    shown = {}
+    for name, field in ProjectBudgetBriefSerializer._declared_fields.items():
+        value = getattr(brief, name)
+        shown[name] = None if value is None else field.to_representation(value)
+    return shown
 
 
 class ProjectSerializer(serializers.ModelSerializer):
@@ -118,7 +128,7 @@ class ProjectSerializer(serializers.ModelSerializer):
             briefs = self.context["_project_budgets"] = project_budget_briefs(asked)
             self.context["_project_budgets_asked"] = asked
         brief = briefs.get(project.pk)
-        return ProjectBudgetBriefSerializer(brief).data if brief is not None else None
+        return budget_brief_json(brief) if brief is not None else None
 
     @extend_schema_field(strict.ChoiceField(choices=ProjectRole.choices, allow_null=True))
     def get_role(self, project) -> str | None:

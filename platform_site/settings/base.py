@@ -422,6 +422,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "budgets.tasks.send_cost_digests",
         "schedule": timedelta(hours=1),
     },
+    # Fold the changes appended to the kept sums of open intervals (budgets.open_sums).
+    "compact-open-spend-sums": {
+        "task": "budgets.tasks.compact_open_spend_sums",
+        "schedule": timedelta(minutes=2),
+    },
     # Idle detection (idle/tasks.py): judge every running workspace each minute (warn, then hibernate or stop);
     # fetch CloudWatch for those whose agent is silent every 5 minutes (EC2 basic monitoring's period).
     "sweep-idle-workspaces": {

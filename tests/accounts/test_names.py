@@ -83,3 +83,19 @@ def test_the_admin_refuses_them_too(owner, org, name):
     assert "errornote" in response.content.decode()
     org.refresh_from_db()
     assert org.name == "Lab A"
+
+
+@pytest.mark.parametrize(
+    ("raw", "shown"),
+    [
+        ("Ada Lovelace", "Ada Lovelace"),  # the plain-ASCII fast path returns it as it is
+        ("Zoë Ñúñez", "Zoë Ñúñez"),
+        ("Ada\u202e Lovelace", "Ada Lovelace"),
+        ("Ada\tLove\x7flace\n", "AdaLovelace"),
+        ("\u2066Ada\u2069", "Ada"),
+    ],
+)
+def test_without_unsafe_characters_keeps_clean_names_and_drops_the_rest(raw, shown):
+    from accounts.models import without_unsafe_characters
+
+    assert without_unsafe_characters(raw) == shown

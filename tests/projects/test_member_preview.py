@@ -77,3 +77,23 @@ def test_it_reads_the_previews_in_constant_queries(owner, org, project, django_a
 def test_it_writes_each_member_as_the_member_serializer_does(owner, project):
     member = ProjectMember.objects.select_related("user").get(project=project, user=owner)
     assert member_json(member) == ProjectMemberSerializer(member).data
+
+
+def test_the_budget_brief_is_written_as_its_serializer_writes_it():
+    from decimal import Decimal
+
+    from budgets.selectors_pools import ProjectBudgetBrief
+    from projects.serializers import ProjectBudgetBriefSerializer, budget_brief_json
+
+    for utilization in (Decimal("0.123456"), None):
+        brief = ProjectBudgetBrief(
+            allocation_id="alloc_1",
+            pool_id="budget_1",
+            total_allocated=Decimal("1000"),
+            current_spend=Decimal("12.345678901"),
+            remaining=Decimal("-3.00005"),
+            utilization_rate=utilization,
+            status="warning",
+        )
+        assert budget_brief_json(brief) == ProjectBudgetBriefSerializer(brief).data
+        assert list(budget_brief_json(brief)) == list(ProjectBudgetBriefSerializer(brief).data)
