@@ -30,6 +30,7 @@ from budgets.models import Allocation, BudgetAlert, CostDay, CostEntry
 from budgets.selectors import HOUR, ZERO, money, open_spend
 from budgets.services.periods import current_period, month_of
 from idle.selectors import idle_savings
+from platform_site.sql import among
 from projects.models import Project
 from workspaces.models import StateTransition, Workspace, WorkspaceState
 
@@ -453,11 +454,13 @@ def top_spenders(
 def rested_workspaces(project: Project, *, since_: datetime) -> list[Workspace]:
     """The project's workspaces that were stopped or hibernated at some time since `since_`: resting now, or
     with a transition into or out of a resting state since then (the others saved nothing)."""
+    # Transitions into or out of rest since then, from their partial index (workspace_transition_resting): not
+    # every transition of the project's workspaces. The workspaces resting now come from (project, state).
     touched = StateTransition.objects.filter(workspace__project=project, created_at__gte=since_).filter(
-        Q(from_state__in=RESTING) | Q(to_state__in=RESTING)
+        Q(from_state__in=sorted(RESTING)) | Q(to_state__in=sorted(RESTING))
     )
     return workspaces_active_since(
-        Q(project=project) & (Q(state__in=RESTING) | Q(pk__in=touched.values("workspace_id"))), since_
+        Q(project=project) & (Q(state__in=sorted(RESTING)) | among("pk", touched.values("workspace_id"))), since_
     )
 
 

@@ -266,7 +266,15 @@ class StateTransition(models.Model):
 
     class Meta:
         ordering = ["created_at", "id"]
-        indexes = [models.Index(fields=["workspace", "created_at"])]
+        indexes = [
+            models.Index(fields=["workspace", "created_at"]),
+            # The few transitions into or out of rest (budgets.reports.rested_workspaces: what resting saved).
+            models.Index(
+                fields=["created_at"],
+                condition=Q(from_state__in=["hibernated", "stopped"]) | Q(to_state__in=["hibernated", "stopped"]),
+                name="workspace_transition_resting",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.workspace_id}: {self.from_state or '∅'} → {self.to_state}"
