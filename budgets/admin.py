@@ -13,7 +13,17 @@ from django.core.exceptions import ValidationError
 from django.template import engines
 from django.template.response import TemplateResponse
 
-from budgets.models import Allocation, BudgetAlert, BudgetPool, CostDay, CostEntry, MemberCap, Price, Reservation
+from budgets.models import (
+    Allocation,
+    BudgetAlert,
+    BudgetPool,
+    CostDay,
+    CostEntry,
+    MemberCap,
+    OpenSpendSum,
+    Price,
+    Reservation,
+)
 from budgets.services import allocations as allocation_services
 from budgets.services import pools as services
 from platform_site.errors import CarrelError
@@ -334,3 +344,12 @@ class CostDayAdmin(ReadOnlyAdmin):
     search_fields = ["project__name", "project__id"]
     list_select_related = ["project"]
     date_hierarchy = "day"
+
+
+@admin.register(OpenSpendSum)
+class OpenSpendSumAdmin(ReadOnlyAdmin):
+    """Kept sums of open intervals (appended by a PostgreSQL trigger, folded by budgets.open_sums.compact)."""
+
+    list_display = ["project", "month", "billed_rate", "storage_rate"]
+    search_fields = ["project__name", "project__id"]
+    list_select_related = ["project"]

@@ -320,8 +320,8 @@ class OpenSpendSum(models.Model):
     insert, update or delete that touches what the open interval is priced from (state, cursor, rates, volume,
     project): the old row's part negated, the new row's part. Append-only, so concurrent writers never wait for
     each other; budgets.open_sums.compact folds the rows into one per (project, month) every few minutes.
-    budgets.selectors.open_spend reads them, and prices exactly from the rows the only the part that depends on
-    the moment of reading (a run's first minute, a cursor past now). Unused on SQLite (the sandbox prices each
+    budgets.selectors.open_spend reads them, and prices from the workspace rows only the part that depends on the
+    moment of reading (a run's first minute, a cursor past now). Unused on SQLite (the sandbox prices each
     workspace in Python)."""
 
     project = models.ForeignKey("projects.Project", on_delete=models.CASCADE, related_name="+")
