@@ -382,30 +382,40 @@ def open_spend_by_windows(
 _TOP_CANDIDATES = 20
 _TOP_SPENDERS_SQL = """
 WITH ranked AS (
-    -- Closed rows and open intervals as one column of floats, summed per workspace: ranking needs no exact
-    -- decimals, and a float sum over a big project's rows costs a fraction of a numeric one.
-    SELECT workspace_id, SUM(amount) AS amount
-    FROM (
-        SELECT e.workspace_id, e.amount::float8 AS amount FROM budgets_costentry e
-        WHERE e.project_id = %(project)s AND (%(day)s::date IS NULL OR (e.day >= %(day)s AND e.start >= %(since)s))
-        UNION ALL
-        SELECT w.id, %(net)s * (
-            CASE WHEN w.state = ANY(%(billed)s)
-                 THEN w.hourly_rate::float8 / 3600 * GREATEST(
-                     EXTRACT(EPOCH FROM (%(now)s - GREATEST(w.ledger_through, %(since)s)))::float8,
-                     (%(minimum)s - w.run_billed_seconds)::float8)
-                 ELSE 0 END
-            + CASE WHEN w.volume_billed
-                   THEN w.storage_monthly_rate::float8 / 2592000
-                        * EXTRACT(EPOCH FROM (%(now)s - GREATEST(w.ledger_through, %(since)s)))::float8
-                   ELSE 0 END)
-        FROM workspaces_workspace w
-        WHERE w.project_id = %(project)s AND w.ledger_through IS NOT NULL AND NOT (w.state = ANY(%(not_open)s))
-          AND GREATEST(w.ledger_through, %(since)s) < %(now)s
-    ) parts
-    GROUP BY workspace_id
-    HAVING SUM(amount) > 0
-    ORDER BY SUM(amount) DESC, workspace_id COLLATE "C"
+    -- One pass over the project's workspaces that ever had a ledger cursor (the others never cost anything), from
+    -- the covering index workspace_open_cost, in floats: ranking needs no exact decimals.
+    SELECT w.id AS workspace_id,
+        -- The closed cost in the period: for a workspace created in it, all of its closed cost, kept on its row
+        -- (cost_closed: its ledger rows start at or after its creation); for an older one, its rows since then.
+        CASE WHEN %(since)s::timestamptz IS NULL OR w.created_at >= %(since)s THEN w.cost_closed::float8
+             ELSE COALESCE(older.amount, 0) END
+        -- The open interval, as ledger.open_cost prices it (from the period's start at the earliest).
+        + CASE WHEN w.state = ANY(%(not_open)s) OR GREATEST(w.ledger_through, %(since)s) >= %(now)s THEN 0
+               ELSE %(net)s * (
+                   CASE WHEN w.state = ANY(%(billed)s)
+                        THEN w.hourly_rate::float8 / 3600 * GREATEST(
+                            date_part('epoch', %(now)s - GREATEST(w.ledger_through, %(since)s)),
+                            (%(minimum)s - w.run_billed_seconds)::float8)
+                        ELSE 0 END
+                   + CASE WHEN w.volume_billed
+                          THEN w.storage_monthly_rate::float8 / 2592000
+                               * date_part('epoch', %(now)s - GREATEST(w.ledger_through, %(since)s))
+                          ELSE 0 END)
+          END AS amount
+    FROM workspaces_workspace w
+    LEFT JOIN (
+        -- Workspaces created before the period: their rows in it, from the (workspace, day) index.
+        SELECT e.workspace_id, SUM(e.amount::float8) AS amount
+        FROM workspaces_workspace o
+        JOIN budgets_costentry e ON e.workspace_id = o.id
+        WHERE o.project_id = %(project)s AND o.ledger_through IS NOT NULL AND o.created_at < %(since)s
+          AND e.project_id = %(project)s AND e.day >= %(day)s AND e.start >= %(since)s
+        GROUP BY e.workspace_id
+    ) older ON older.workspace_id = w.id
+    WHERE w.project_id = %(project)s AND w.ledger_through IS NOT NULL
+      -- A workspace terminated before the period cost nothing in it.
+      AND (w.state <> %(terminated)s OR %(since)s::timestamptz IS NULL OR w.state_changed_at >= %(since)s)
+    ORDER BY amount DESC, w.id COLLATE "C"
     LIMIT %(limit)s
 )
 -- The candidates' closed cost, exact, from the (workspace, day) index.
@@ -415,6 +425,7 @@ SELECT r.workspace_id, COALESCE((
       AND (%(day)s::date IS NULL OR (e.day >= %(day)s AND e.start >= %(since)s))
 ), 0)
 FROM ranked r
+WHERE r.amount > 0
 """
 
 
@@ -431,6 +442,7 @@ def top_spenders(
         "minimum": ledger.MINIMUM_RUN_SECONDS,
         "billed": sorted(ledger.COMPUTE_BILLED),
         "not_open": sorted(ledger.NOT_CLOSED_DAILY - {S.LAUNCHING}),
+        "terminated": S.TERMINATED,
         "limit": _TOP_CANDIDATES,
         "net": float((100 - (project.organization.discount_percent or 0)) / 100),
     }

@@ -211,9 +211,9 @@ class Workspace(models.Model):
             models.Index(
                 fields=["owner", "-created_at", "id"], include=["project", "state"], name="workspace_list_owner_order"
             ),
-            # What the open cost of a project's live workspaces is summed from (budgets.selectors.open_spend):
-            # an index-only scan of the open ones instead of reading every workspace row, and a range of it for
-            # those closed before a window's start.
+            # What a project's spend is read from without its workspace rows: the open intervals whose cursor is
+            # in the last minute (budgets.selectors.open_spend, a range of it) and the ranking of its top spenders
+            # (budgets.reports.top_spenders, an index-only scan of every workspace that ever had a cursor).
             models.Index(
                 fields=["project", "ledger_through"],
                 include=[
@@ -223,6 +223,9 @@ class Workspace(models.Model):
                     "run_billed_seconds",
                     "storage_monthly_rate",
                     "volume_billed",
+                    "cost_closed",
+                    "created_at",
+                    "state_changed_at",
                 ],
                 condition=Q(ledger_through__isnull=False),
                 name="workspace_open_cost",

@@ -59,8 +59,11 @@ def allocation(org, project, owner):
 
 
 def workspace(project, name: str, **fields) -> Workspace:
+    """As the ledger leaves one: created before its first row, with a cursor (here at its last change, so
+    nothing is open unless a test says so)."""
     fields.setdefault("state", "stopped")
-    fields.setdefault("created_at", at(1))
+    fields.setdefault("created_at", at(1, month=5))
+    fields.setdefault("ledger_through", fields.get("state_changed_at", NOW))
     return Workspace.objects.create(
         organization=project.organization, project=project, owner=project.created_by, name=name, **fields
     )

@@ -155,3 +155,81 @@ def test_it_answers_the_budget_the_python_path_answers(owner, org, project, monk
     assert fast == slow
     assert len(fast["top_spending_instances"]) == reports.TOP
     assert fast["hibernation_savings"] > 0
+
+
+def test_it_ranks_workspaces_older_than_the_period_by_their_cost_in_it(owner, org, project, monkeypatch):
+    """The ranking reads a workspace created in the period from its kept total (cost_closed) and an older one
+    from its rows since the period began: what an older one cost before the period never lifts it, and a
+    workspace terminated in the period still counts while one terminated before it does not."""
+    now = datetime.now(UTC)
+    pool = BudgetPool.objects.create(
+        organization=org,
+        name="Grant",
+        total_amount=Decimal("1000"),
+        start_date=now - timedelta(days=10),
+        end_date=now + timedelta(days=10),
+    )
+    Allocation.objects.create(pool=pool, project=project, amount=Decimal("100"))
+    project.refresh_from_db()
+    period_start, _ = reports.period_of(project.allocation, now, ledger.zone_of(org.time_zone))
+
+    def workspace(name: str, *, state: str, created: datetime, changed: datetime, rate: str = "0") -> Workspace:
+        return Workspace.objects.create(
+            organization=org,
+            project=project,
+            owner=owner,
+            name=name,
+            state=state,
+            hourly_rate=Decimal(rate),
+            ledger_through=changed,
+            state_changed_at=changed,
+            created_at=created,
+        )
+
+    def cost(target: Workspace, *, day_start: datetime, amount: str) -> None:
+        record_cost(
+            organization=org,
+            workspace=target,
+            project=project,
+            member=owner,
+            kind=CostEntry.Kind.COMPUTE,
+            item="t3.medium",
+            start=day_start,
+            end=day_start + timedelta(hours=1),
+            day=day_start.date(),
+            quantity=Decimal(3600),
+            unit="seconds",
+            rate=Decimal(1),
+            amount=Decimal(amount),
+        )
+
+    before, during = period_start - timedelta(days=5), period_start + timedelta(days=1)
+    # Rich before the period, modest in it: ranked by the modest part.
+    veteran = workspace("veteran", state=S.STOPPED, created=now - timedelta(days=30), changed=during)
+    cost(veteran, day_start=before, amount="500")
+    cost(veteran, day_start=during, amount="2")
+    # Created in the period: its whole closed cost counts.
+    newcomer = workspace("newcomer", state=S.STOPPED, created=period_start + timedelta(hours=1), changed=during)
+    cost(newcomer, day_start=during, amount="3")
+    # Terminated in the period: counts; terminated before it: its cost is all before the period.
+    gone = workspace("gone", state=S.TERMINATED, created=now - timedelta(days=30), changed=during)
+    cost(gone, day_start=during, amount="4")
+    long_gone = workspace("long-gone", state=S.TERMINATED, created=now - timedelta(days=30), changed=before)
+    cost(long_gone, day_start=before - timedelta(days=1), amount="900")
+    # Running since the period began, nothing closed yet: its open interval.
+    runner = workspace(
+        "runner",
+        state=S.RUNNING,
+        created=now - timedelta(days=30),
+        changed=period_start - timedelta(days=1),
+        rate="0.1",
+    )
+    Workspace.objects.filter(pk=runner.pk).update(run_billed_seconds=Decimal(3600))
+
+    fast = reports.project_budget(project, now=now)
+    monkeypatch.setattr(reports, "connection", SimpleNamespace(vendor="sqlite"))
+    slow = reports.project_budget(project, now=now)
+    assert fast == slow
+    ranked = [(row["name"], row["cost"]) for row in fast["top_spending_instances"]]
+    assert [name for name, _ in ranked] == ["runner", "gone", "newcomer", "veteran"]
+    assert dict(ranked)["veteran"] == money(Decimal(2))
