@@ -41,14 +41,18 @@ def fund(project, amount="100.00", *, days_before=10, days_after=20) -> Allocati
 
 
 def spend(project, member, amount: str, *, days_ago: int = 1, name: str | None = None) -> Workspace:
+    """A stopped workspace with one closed row, shaped as the ledger leaves it: created before its row, with a
+    cursor (the top spenders are ranked from the rows of workspaces that have one)."""
+    start = timezone.now() - timedelta(days=days_ago)
     workspace = Workspace.objects.create(
         organization=project.organization,
         project=project,
         owner=member,
         name=name or f"spent-{days_ago}",
         state="stopped",
+        created_at=start - timedelta(hours=1),
+        ledger_through=timezone.now(),
     )
-    start = timezone.now() - timedelta(days=days_ago)
     record_cost(
         organization=project.organization,
         project=project,
