@@ -367,10 +367,13 @@ def load(*, members: int, workspaces: int, progress: Callable[[str], None] = pri
             prototype=prototype, member=member, start=1, stop=workspaces, member_users=member_users, counts=counts
         )
     progress(f"{workspaces} workspaces in {time.perf_counter() - started:.1f} s")
-    # What beat does every two minutes: fold the changes appended to the kept sums of open intervals.
+    # What beat does every two minutes: fold the changes appended to the kept sums of open intervals and to the
+    # kept counts of projects.
     from budgets import open_sums
+    from projects import tallies
 
     open_sums.compact()
+    tallies.compact()
     # As autovacuum leaves tables that have been there a while: statistics, and the visibility map that
     # index-only scans need.
     with connection.cursor() as cursor:

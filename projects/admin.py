@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.db.models import Count
 
-from projects.models import Project, ProjectMember
+from projects.models import Project, ProjectMember, ProjectTally
 
 
 class ProjectMemberInline(admin.TabularInline):
@@ -35,3 +35,20 @@ class ProjectMemberAdmin(admin.ModelAdmin):
     search_fields = ["user__email", "user__username", "project__name"]
     list_select_related = ["user", "project"]
     autocomplete_fields = ["user", "project"]
+
+
+@admin.register(ProjectTally)
+class ProjectTallyAdmin(admin.ModelAdmin):
+    """Kept counts of projects (appended by PostgreSQL triggers, folded by projects.tallies.compact): read-only."""
+
+    list_display = ["project_id", "workspaces", "live_workspaces", "running_workspaces", "members"]
+    search_fields = ["project__id"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False

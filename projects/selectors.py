@@ -1,11 +1,12 @@
 from datetime import datetime
 
 from django.db import connection
-from django.db.models import Func, IntegerField, OuterRef, QuerySet, Subquery
+from django.db.models import Func, IntegerField, OuterRef, QuerySet, Subquery, Sum
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from accounts.models import Membership, User
-from projects.models import Project, ProjectMember
+from projects.models import Project, ProjectMember, ProjectTally
 from workspaces.models import LIVE_STATES, Workspace, WorkspaceState
 
 # How many current members a project shows inline (GET /projects, the console); member_count has them all and
@@ -68,6 +69,31 @@ def member_previews(project_ids: list[str], *, now: datetime | None = None) -> d
     return previews
 
 
+def _kept(column: str) -> Coalesce:
+    """The project's kept count (projects.models.ProjectTally): a row or two read from a covering index."""
+    summed = ProjectTally.objects.filter(project=OuterRef("pk")).order_by().values("project").annotate(n=Sum(column))
+    return Coalesce(Subquery(summed.values("n"), output_field=IntegerField()), 0)
+
+
+def _counts() -> dict:
+    """member_count, total_instances, live_instances and active_instances of each project."""
+    if connection.vendor != "postgresql":  # not kept elsewhere: counted
+        return {
+            "member_count": _count_of(ProjectMember.objects.current()),
+            "total_instances": _count_of(Workspace.objects.all()),
+            "live_instances": _count_of(Workspace.objects.filter(state__in=LIVE_STATES)),
+            "active_instances": _count_of(Workspace.objects.filter(state=WorkspaceState.RUNNING)),
+        }
+    # The kept count has every member row; an expired membership the sweep has not removed yet is not a member.
+    expired = ProjectMember.objects.filter(expires_at__isnull=False, expires_at__lte=timezone.now())
+    return {
+        "member_count": _kept("members") - _count_of(expired),
+        "total_instances": _kept("workspaces"),
+        "live_instances": _kept("live_workspaces"),
+        "active_instances": _kept("running_workspaces"),
+    }
+
+
 def projects_for(*, user: User, queryset: QuerySet[Project] | None = None) -> QuerySet[Project]:
     """Projects the user may see, with member and instance counts and the user's roles: constant queries.
     (member_previews reads the members a page shows.)"""
@@ -82,10 +108,7 @@ def projects_for(*, user: User, queryset: QuerySet[Project] | None = None) -> Qu
             caller_org_role=Subquery(
                 Membership.objects.filter(organization=OuterRef("organization_id"), user=user).values("role")[:1]
             ),
-            member_count=_count_of(ProjectMember.objects.current()),
-            total_instances=_count_of(Workspace.objects.all()),
-            live_instances=_count_of(Workspace.objects.filter(state__in=LIVE_STATES)),
-            active_instances=_count_of(Workspace.objects.filter(state=WorkspaceState.RUNNING)),
+            **_counts(),
         )
         .order_by("name", "id")
     )

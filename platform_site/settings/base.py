@@ -427,6 +427,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "budgets.tasks.compact_open_spend_sums",
         "schedule": timedelta(minutes=2),
     },
+    # Fold the changes appended to the kept counts of projects' workspaces and members (projects.tallies).
+    "compact-project-tallies": {
+        "task": "projects.tasks.compact_project_tallies",
+        "schedule": timedelta(minutes=2),
+    },
     # Idle detection (idle/tasks.py): judge every running workspace each minute (warn, then hibernate or stop);
     # fetch CloudWatch for those whose agent is silent every 5 minutes (EC2 basic monitoring's period).
     "sweep-idle-workspaces": {
