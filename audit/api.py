@@ -7,6 +7,7 @@ from rest_framework.response import Response
 
 from audit.models import AuditEvent
 from platform_site.api.views import ScopedAPIView
+from platform_site.sql import count_disjoint
 
 
 class AuditEventSerializer(serializers.ModelSerializer):
@@ -99,6 +100,13 @@ class AuditEventListView(mixins.ListModelMixin, _AuditView):
     # Keyset paging (platform_site.api.pagination) over the audit_event_newest_first index: deep pages cost
     # what the first does.
     keyset_ordering = ("-created_at", "-id")
+
+    def count_rows(self, queryset) -> int:
+        # X-Total-Count, exact: the scope's two disjoint parts counted apart, each from its index (their OR made
+        # PostgreSQL scan every event: 9.6 -> 4.5 ms at 30,000).
+        return count_disjoint(
+            *(self.filter_queryset(part) for part in AuditEvent.objects.visible_parts(self.request.user))
+        )
 
     def page_rows(self, queryset):
         return queryset.values(*EVENT_COLUMNS)

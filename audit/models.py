@@ -4,18 +4,31 @@ from django.db.models import Q
 from django.utils import timezone
 
 from platform_site.ids import new_audit_event_id
+from platform_site.sql import among
 from platform_site.tenancy import ScopedQuerySet
 
 
 class AuditEventQuerySet(ScopedQuerySet):
     def visible_to(self, user) -> "AuditEventQuerySet":
         """Org owners and admins read their organization's trail; everyone reads their own personal events."""
+        trails, personal = self._visible_conditions(user)
+        return self.filter(trails | personal)
+
+    def visible_parts(self, user) -> tuple["AuditEventQuerySet", "AuditEventQuerySet"]:
+        """visible_to as two disjoint parts (the trails of the organizations the user administers; their personal
+        events), so that an exact count reads each from an index instead of scanning the table for the OR."""
+        trails, personal = self._visible_conditions(user)
+        return self.filter(trails), self.filter(personal)
+
+    @staticmethod
+    def _visible_conditions(user) -> tuple[Q, Q]:
         from accounts.models import Membership, OrgRole
 
         administered = Membership.objects.filter(user=user, role__in=[OrgRole.OWNER, OrgRole.ADMIN]).values(
             "organization_id"
         )
-        return self.filter(Q(organization_id__in=administered) | Q(organization__isnull=True, actor=user))
+        # The organizations' ids first (a handful), then each one's range of the organization index.
+        return among("organization_id", administered), Q(organization__isnull=True, actor=user)
 
 
 class AuditEvent(models.Model):

@@ -2,7 +2,7 @@
 
 from django.contrib.postgres.expressions import ArraySubquery
 from django.db import connections
-from django.db.models import BooleanField, F, Func, Q, QuerySet
+from django.db.models import BooleanField, F, Func, IntegerField, Q, QuerySet
 
 
 def among(field: str, values: QuerySet, *, using: str = "default") -> Q:
@@ -25,3 +25,19 @@ class _EqualsAny(Func):
     arg_joiner = " = ANY("
     template = "(%(expressions)s))"
     output_field = BooleanField()
+
+
+def count_disjoint(*querysets: QuerySet, using: str = "default") -> int:
+    """The number of rows of querysets that share none: one query summing a `COUNT(*)` of each, so that each
+    part is counted from its own index where their OR would scan the table."""
+    if connections[using].vendor != "postgresql":
+        return sum(queryset.count() for queryset in querysets)
+    parts, params = [], []
+    for queryset in querysets:
+        counted = queryset.order_by().annotate(_n=Func(template="COUNT(*)", output_field=IntegerField())).values("_n")
+        sql, part_params = counted.query.get_compiler(using=using).as_sql()
+        parts.append(f"({sql})")
+        params.extend(part_params)
+    with connections[using].cursor() as cursor:
+        cursor.execute("SELECT " + " + ".join(parts), params)
+        return int(cursor.fetchone()[0])
