@@ -139,6 +139,10 @@ class UserListView(mixins.ListModelMixin, _UserView):
     # first does.
     keyset_ordering = ("username",)
 
+    def count_rows(self, queryset) -> int:
+        # X-Total-Count, exact, from the membership index (the list takes no filters: it is the whole scope).
+        return User.objects.count_visible_to(self.request.user)
+
     def page_rows(self, queryset):
         return selectors.user_list_rows(users=queryset)
 

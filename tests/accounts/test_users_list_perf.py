@@ -50,3 +50,22 @@ def test_it_lists_users_in_constant_queries(owner, org, django_assert_max_num_qu
         assert len(client.get("/api/v1/users").json()) == 41
     with django_assert_max_num_queries(4):
         assert len(client.get("/api/v1/users?page=3&page_size=20").json()) == 1
+
+
+def test_it_counts_exactly_who_shares_an_organization_and_no_one_else(owner, org, outsider):
+    """X-Total-Count (User.objects.count_visible_to) equals the scope's own count: alone, in one organization,
+    in two that share members (each counted once); the outsider's members never."""
+    loner = make_user("loner@nowhere.example")
+    assert User.objects.count_visible_to(loner) == User.objects.visible_to(loner).count() == 1
+    second = make_org("Lab C", owner)
+    shared = make_user("shared@lab-a.example")
+    for organization in (org, second):
+        add_org_member(organization, shared)
+    add_org_member(second, make_user("only-c@lab-c.example"))
+    add_org_member(org, make_user("only-a@lab-a.example"))
+    for user in (owner, shared, outsider, loner):
+        assert User.objects.count_visible_to(user) == User.objects.visible_to(user).count(), user
+    assert User.objects.count_visible_to(owner) == 4  # the owner, shared, only-a and only-c
+    response = bearer_client(owner).get("/api/v1/users")
+    assert int(response.headers["X-Total-Count"]) == len(response.json()) == 4
+    assert int(bearer_client(outsider).get("/api/v1/users").headers["X-Total-Count"]) == 1
