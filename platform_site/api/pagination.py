@@ -23,6 +23,7 @@ import json
 from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.core.paginator import Paginator as DjangoPaginator
 from django.db.models import Q, QuerySet
 from rest_framework import exceptions
 from rest_framework.pagination import PageNumberPagination
@@ -35,7 +36,22 @@ from platform_site.sql import among
 FORWARD, BACKWARD = "n", "p"
 
 
+class _FirstPageCountingPaginator(DjangoPaginator):
+    """Django's paginator, minus the COUNT of a list that fits on its first page: fewer rows than a page is the
+    whole list (most lists of projects, organizations or tokens). A full first page is counted as before."""
+
+    def page(self, number):
+        if str(number) != "1":
+            return super().page(number)
+        rows = list(self.object_list[: self.per_page])
+        if len(rows) < self.per_page:
+            self.__dict__["count"] = len(rows)  # the cached property, known without a query
+        self.validate_number(1)
+        return self._get_page(rows, 1, self)
+
+
 class HeaderPagination(PageNumberPagination):
+    django_paginator_class = _FirstPageCountingPaginator
     page_size = 100
     page_size_query_param = "page_size"
     max_page_size = 500
