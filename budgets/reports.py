@@ -21,7 +21,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from django.db import connection
-from django.db.models import Q, Sum
+from django.db.models import DecimalField, Q, Sum, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -347,23 +347,28 @@ def budget_money(project: Project, *, now: datetime | None = None) -> tuple[Proj
 def closed_since(
     project_id: str, windows: dict[str, datetime | None], zone: zoneinfo.ZoneInfo
 ) -> dict[str, dict[str, Decimal]]:
-    """The project's closed cost by kind since each window's start (None: its whole history), in two queries
+    """The project's closed cost by kind since each window's start (None: its whole history), in one query
     however long the windows: whole days from the daily rollup (CostDay), each window's first day from the
     ledger's rows (an entry never crosses a day in the organization's time zone)."""
     found: dict[str, dict[str, Decimal]] = {name: defaultdict(Decimal) for name in windows}
     first_days = {name: start.astimezone(zone).date() for name, start in windows.items() if start is not None}
-    if first_days:
-        entries = CostEntry.objects.filter(project_id=project_id, day__in=set(first_days.values()))
-        sums = {name: Sum("amount", filter=Q(day=first_days[name], start__gte=windows[name])) for name in first_days}
-        for row in entries.values("kind").annotate(**sums).order_by():
-            for name in first_days:
-                found[name][row["kind"]] += row[name] or ZERO
     earliest = min(first_days.values()) if len(first_days) == len(windows) else None
     days = CostDay.objects.filter(project_id=project_id)
     if earliest is not None:
         days = days.filter(day__gt=earliest)
     sums = {name: Sum("amount", filter=Q(day__gt=first_days[name]) if name in first_days else Q()) for name in windows}
-    for row in days.values("kind").annotate(**sums).order_by():
+    rows = days.values("kind").annotate(**sums).order_by()
+    if first_days:
+        # The first days' rows and the whole days after them, in one round trip (UNION ALL of the two sums).
+        entries = CostEntry.objects.filter(project_id=project_id, day__in=set(first_days.values()))
+        first = {
+            name: Sum("amount", filter=Q(day=first_days[name], start__gte=windows[name]))
+            if name in first_days
+            else Value(None, output_field=DecimalField())
+            for name in windows
+        }
+        rows = entries.values("kind").annotate(**first).order_by().union(rows, all=True)
+    for row in rows:
         for name in windows:
             found[name][row["kind"]] += row[name] or ZERO
     return {name: dict(by_kind) for name, by_kind in found.items()}

@@ -39,7 +39,7 @@ def period_window(pool: BudgetPool, *, now: datetime) -> Window:
 def spent_by_project(
     windows: Mapping[str, Window], *, now: datetime, zones: Mapping[str, ZoneInfo] | None = None
 ) -> dict[str, Decimal]:
-    """Each project's spend inside its window, in three queries however long the windows are: whole days from
+    """Each project's spend inside its window, in two queries however long the windows are: whole days from
     the daily rollup (CostDay), the window's first and last days from the ledger's rows (an entry never crosses
     a day in the organization's time zone, `zones[project_id]`, UTC when missing), open intervals priced now."""
     spent = {project_id: ZERO for project_id in windows}
@@ -56,17 +56,14 @@ def spent_by_project(
         rows |= Q(project_id__in=project_ids, day__in={first, last}, start__gte=start, start__lt=end)
         if (last - first).days > 1:
             days |= Q(project_id__in=project_ids, day__gt=first, day__lt=last)
-    for model, condition in ((CostEntry, rows), (CostDay, days)):
-        if not condition:
-            continue
-        totals = (
-            model.objects.filter(condition)
-            .values_list("project_id")
-            .annotate(total=Sum("amount"))
-            .order_by()
-            .values_list("project_id", "total")
-        )
-        for project_id, total in totals:
+    # The first and last days' rows and the whole days between, in one round trip (UNION ALL of the two sums).
+    sums = [
+        model.objects.filter(condition).values_list("project_id").annotate(total=Sum("amount")).order_by()
+        for model, condition in ((CostEntry, rows), (CostDay, days))
+        if condition
+    ]
+    if sums:
+        for project_id, total in sums[0].union(*sums[1:], all=True) if len(sums) > 1 else sums[0]:
             spent[project_id] += total
     # An interval left open since before the period began counts from the period's start.
     current = {project_id: start for project_id, (start, end) in windows.items() if start <= now < end}
