@@ -194,6 +194,16 @@ class Workspace(models.Model):
     storage_monthly_rate = models.DecimalField(max_digits=14, decimal_places=8, default=Decimal("0"))
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
+    # The same figures as floats, for ranking a project's top spenders (budgets.reports.top_spenders) without
+    # converting every workspace's numerics on each read (PostgreSQL converts numeric to float through text).
+    # Written by a PostgreSQL trigger from the columns above on every insert and update (migration 0010), never
+    # by Django; not kept elsewhere. Exact figures always come from the numeric columns.
+    rank_cost_closed = models.FloatField(null=True, blank=True, editable=False)  # cost_closed
+    # The open interval's price per second: compute in a billed state, storage while the volume is billed and
+    # the workspace open (not pending or terminated); 0 otherwise. rank_cursor_epoch: ledger_through.
+    rank_compute_per_second = models.FloatField(null=True, blank=True, editable=False)
+    rank_storage_per_second = models.FloatField(null=True, blank=True, editable=False)
+    rank_cursor_epoch = models.FloatField(null=True, blank=True, editable=False)
 
     objects = WorkspaceQuerySet.as_manager()
 
@@ -223,9 +233,12 @@ class Workspace(models.Model):
                     "run_billed_seconds",
                     "storage_monthly_rate",
                     "volume_billed",
-                    "cost_closed",
                     "created_at",
                     "state_changed_at",
+                    "rank_cost_closed",
+                    "rank_compute_per_second",
+                    "rank_storage_per_second",
+                    "rank_cursor_epoch",
                 ],
                 condition=Q(ledger_through__isnull=False),
                 name="workspace_open_cost",
