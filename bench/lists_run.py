@@ -47,6 +47,7 @@ from bench.lists_server import (  # noqa: E402 (after the path is set)
     Server,
     access_entries,
     cpu_by_process,
+    cpu_calibration_ms,
     cpu_since,
     fetch,
     free_port,
@@ -460,7 +461,10 @@ def run(args: argparse.Namespace, place: Place, state: Run) -> None:
     from django.db import connections
 
     connections.close_all()  # gunicorn's workers have their own; none of ours stays open
-    log(f"commit {commit()}; load average {loadavg()}; {os.cpu_count()} CPUs")
+    log(
+        f"commit {commit()}; load average {loadavg()}; {os.cpu_count()} CPUs; CPU calibration "
+        f"{cpu_calibration_ms():.0f} ms (a fixed Python loop: runs on a shared VM compare at a similar figure)"
+    )
     for config in args.configs:
         server = start_gunicorn(config, place.work_dir, args.port or free_port())
         state.servers.append(server)
