@@ -3,12 +3,14 @@
 import os
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
 
 from django.conf import settings
-from django.db import connection
+from django.db import connection, connections, transaction
 
 from workspaces.moto_server import SANDBOX_AWS_ENV
 
@@ -87,3 +89,34 @@ def record_cost(**fields):
     entry = CostEntry.objects.create(**fields)
     ledger.roll_up([entry])
     return entry
+
+
+def assert_writers_never_wait(*, hold: Callable[[], None], write: Callable[[], None], compact: Callable[[], None]):
+    """Kept sums appended by triggers: while one transaction has run `hold` and not committed, another runs
+    `write` (failing after 2 s of waiting for a lock) and `compact`, and neither waits for the first."""
+    changed, release = threading.Event(), threading.Event()
+    errors: list[BaseException] = []
+
+    def hold_a_change() -> None:
+        try:
+            with transaction.atomic():
+                hold()
+                changed.set()
+                release.wait(10)
+        except BaseException as error:  # pragma: no cover - reported below
+            errors.append(error)
+        finally:
+            connections.close_all()
+
+    holder = threading.Thread(target=hold_a_change)
+    holder.start()
+    try:
+        assert changed.wait(10)
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("SET LOCAL lock_timeout = '2s'")
+            write()
+        compact()
+    finally:
+        release.set()
+        holder.join(10)
+    assert not errors

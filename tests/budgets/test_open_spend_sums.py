@@ -3,19 +3,19 @@ after any change to a workspace — every state, cursors moving, rates changing,
 deleted, a bulk update — they equal a recount of the workspaces with budgets.ledger's own rules; compacting keeps
 them equal; writers of one project never wait for each other."""
 
-import threading
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
-from django.db import connection, connections, transaction
+from django.db import connection
 from django.db.models import Sum
 
 from budgets import ledger, open_sums
 from budgets.models import OpenSpendSum
 from budgets.selectors import open_spend_by_project
 from tests.conftest import make_project
+from tests.support import assert_writers_never_wait
 from workspaces.models import Workspace, WorkspaceState
 
 S = WorkspaceState
@@ -140,30 +140,9 @@ def test_it_never_makes_two_writers_of_one_project_wait_for_each_other(owner, or
     now = datetime.now(UTC)
     first = _workspace(org, project, owner, 1, S.RUNNING, now - timedelta(hours=1))
     second = _workspace(org, project, owner, 2, S.RUNNING, now - timedelta(hours=1))
-    changed, release = threading.Event(), threading.Event()
-    errors: list[BaseException] = []
-
-    def hold_a_change() -> None:
-        try:
-            with transaction.atomic():
-                Workspace.objects.filter(pk=first.pk).update(state=S.STOPPING)
-                changed.set()
-                release.wait(10)
-        except BaseException as error:  # pragma: no cover - reported below
-            errors.append(error)
-        finally:
-            connections.close_all()
-
-    holder = threading.Thread(target=hold_a_change)
-    holder.start()
-    try:
-        assert changed.wait(10)
-        with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute("SET LOCAL lock_timeout = '2s'")
-            Workspace.objects.filter(pk=second.pk).update(state=S.STOPPING)
-        open_sums.compact()
-    finally:
-        release.set()
-        holder.join(10)
-    assert not errors
+    assert_writers_never_wait(
+        hold=lambda: Workspace.objects.filter(pk=first.pk).update(state=S.STOPPING),
+        write=lambda: Workspace.objects.filter(pk=second.pk).update(state=S.STOPPING),
+        compact=open_sums.compact,
+    )
     assert kept() == recount()

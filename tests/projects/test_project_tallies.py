@@ -3,18 +3,18 @@ project members): after any change — every state, a workspace or member moving
 updates — they equal a recount; compacting keeps them equal; GET /api/v1/projects shows them, an expired
 membership not yet swept left out; one tenant's changes move nothing of another's."""
 
-import threading
 from collections import Counter
 from datetime import timedelta
 
 import pytest
-from django.db import connection, connections, transaction
+from django.db import connection, transaction
 from django.db.models import Sum
 from django.utils import timezone
 
 from projects import tallies
 from projects.models import Project, ProjectMember, ProjectRole, ProjectTally
 from tests.conftest import add_org_member, bearer_client, make_project, make_user
+from tests.support import assert_writers_never_wait
 from workspaces.models import LIVE_STATES, Workspace, WorkspaceState
 
 S = WorkspaceState
@@ -145,30 +145,9 @@ def test_it_never_makes_two_writers_of_one_project_wait_for_each_other(owner, or
     changing a second workspace of the same project, nor compaction."""
     first = _workspace(project, owner, 1, S.RUNNING)
     second = _workspace(project, owner, 2, S.RUNNING)
-    changed, release = threading.Event(), threading.Event()
-    errors: list[BaseException] = []
-
-    def hold_a_change() -> None:
-        try:
-            with transaction.atomic():
-                Workspace.objects.filter(pk=first.pk).update(state=S.STOPPING)
-                changed.set()
-                release.wait(10)
-        except BaseException as error:  # pragma: no cover - reported below
-            errors.append(error)
-        finally:
-            connections.close_all()
-
-    holder = threading.Thread(target=hold_a_change)
-    holder.start()
-    try:
-        assert changed.wait(10)
-        with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute("SET LOCAL lock_timeout = '2s'")
-            Workspace.objects.filter(pk=second.pk).update(state=S.STOPPING)
-        tallies.compact()
-    finally:
-        release.set()
-        holder.join(10)
-    assert not errors
+    assert_writers_never_wait(
+        hold=lambda: Workspace.objects.filter(pk=first.pk).update(state=S.STOPPING),
+        write=lambda: Workspace.objects.filter(pk=second.pk).update(state=S.STOPPING),
+        compact=tallies.compact,
+    )
     assert kept() == recount()
