@@ -101,15 +101,20 @@ def test_it_answers_zero_for_a_project_without_workspaces(project):
     assert open_spend_by_project({project.pk: None}, now=NOW)[project.pk].total == 0
 
 
-def test_it_answers_the_budget_the_python_path_answers(owner, org, project, monkeypatch):
-    now = datetime.now(UTC)
-    pool = BudgetPool.objects.create(
+def _pool_around(org, now: datetime) -> BudgetPool:
+    """A pool whose term runs from ten days before `now` to ten days after."""
+    return BudgetPool.objects.create(
         organization=org,
         name="Grant",
         total_amount=Decimal("1000"),
         start_date=now - timedelta(days=10),
         end_date=now + timedelta(days=10),
     )
+
+
+def test_it_answers_the_budget_the_python_path_answers(owner, org, project, monkeypatch):
+    now = datetime.now(UTC)
+    pool = _pool_around(org, now)
     Allocation.objects.create(pool=pool, project=project, amount=Decimal("100"), alert_thresholds=["0.5"])
     spenders = []
     for i in range(8):
@@ -162,13 +167,7 @@ def test_it_ranks_workspaces_older_than_the_period_by_their_cost_in_it(owner, or
     from its rows since the period began: what an older one cost before the period never lifts it, and a
     workspace terminated in the period still counts while one terminated before it does not."""
     now = datetime.now(UTC)
-    pool = BudgetPool.objects.create(
-        organization=org,
-        name="Grant",
-        total_amount=Decimal("1000"),
-        start_date=now - timedelta(days=10),
-        end_date=now + timedelta(days=10),
-    )
+    pool = _pool_around(org, now)
     Allocation.objects.create(pool=pool, project=project, amount=Decimal("100"))
     project.refresh_from_db()
     period_start, _ = reports.period_of(project.allocation, now, ledger.zone_of(org.time_zone))
