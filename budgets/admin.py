@@ -26,20 +26,8 @@ from budgets.models import (
 )
 from budgets.services import allocations as allocation_services
 from budgets.services import pools as services
+from platform_site.admin import ReadOnlyAdmin
 from platform_site.errors import CarrelError
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Rows written only by services (the ledger, the enforcement task): visible, never edited here."""
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
 
 @admin.register(CostEntry)

@@ -1,6 +1,7 @@
 from django.contrib import admin
 from django.db.models import Count
 
+from platform_site.admin import ReadOnlyAdmin
 from projects.models import Project, ProjectMember, ProjectTally
 
 
@@ -38,17 +39,8 @@ class ProjectMemberAdmin(admin.ModelAdmin):
 
 
 @admin.register(ProjectTally)
-class ProjectTallyAdmin(admin.ModelAdmin):
-    """Kept counts of projects (appended by PostgreSQL triggers, folded by projects.tallies.compact): read-only."""
+class ProjectTallyAdmin(ReadOnlyAdmin):
+    """Kept counts of projects (appended by PostgreSQL triggers, folded by projects.tallies.compact)."""
 
     list_display = ["project_id", "workspaces", "live_workspaces", "running_workspaces", "members"]
     search_fields = ["project__id"]
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False

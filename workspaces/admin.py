@@ -14,6 +14,7 @@ from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
 
+from platform_site.admin import ReadOnlyAdmin
 from platform_site.errors import CarrelError, NotFound
 from workspaces import services
 from workspaces.forms import TERMINATE_CONFIRMATION, FirewallRuleAddForm, TerminateConfirmationForm
@@ -176,22 +177,6 @@ class CloudAccountAdmin(admin.ModelAdmin):
         if account.last_reconciled_at is None:
             return None
         return not account.last_reconcile_error
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Records the services write: viewed here, never added, edited or deleted."""
-
-    def get_readonly_fields(self, request, obj=None):
-        return [field.name for field in self.model._meta.fields]
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
 
 @admin.register(StateTransition)
