@@ -1,5 +1,6 @@
 """Organizations, memberships and API tokens. Every mutation is audited in the same transaction."""
 
+import functools
 import hashlib
 import hmac
 import secrets
@@ -10,7 +11,7 @@ from datetime import datetime, timedelta
 from typing import cast
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
@@ -18,6 +19,7 @@ from accounts.models import ORG_ROLE_RANK, ApiToken, Membership, Organization, O
 from audit.services import audit_record
 from platform_site import membership_rules as rules
 from platform_site.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
+from platform_site.sql import RowLoader
 from platform_site.text import clean_name
 
 # --- Roles ------------------------------------------------------------------------------------
@@ -293,12 +295,37 @@ def token_create(
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 
+@functools.cache
+def _token_loaders() -> tuple[RowLoader, RowLoader, str]:
+    token, user = RowLoader(ApiToken, "t"), RowLoader(User, "u")
+    # Column and table names from the models' _meta; the digest is a parameter.
+    tables = f"{ApiToken._meta.db_table} t JOIN {User._meta.db_table} u ON u.id = t.user_id"
+    sql = f"SELECT {token.columns}, {user.columns} FROM {tables} WHERE t.token_hash = %s"  # noqa: S608
+    return token, user, sql
+
+
+def _token_by_digest(digest: str) -> ApiToken | None:
+    """The token with this digest and its user. Every API request asks, so on PostgreSQL it is one query written
+    once rather than a queryset compiled anew each time (about a millisecond of a request's CPU)."""
+    if connection.vendor != "postgresql":
+        return ApiToken.objects.select_related("user").filter(token_hash=digest).first()
+    token_loader, user_loader, sql = _token_loaders()
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [digest])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    token = token_loader.load(row[: token_loader.width])
+    token.user = user_loader.load(row[token_loader.width :])
+    return cast(ApiToken, token)
+
+
 def token_authenticate(*, secret: str, ip: str | None) -> ApiToken:
     """The token for a presented secret, or TokenRejected with a stable code."""
     if not secret.startswith(settings.CARREL_TOKEN_PREFIX) or len(secret) > 128:
         raise TokenRejected("TOKEN_INVALID", "The bearer token is not valid.")
     digest = token_digest(secret)
-    token: ApiToken | None = ApiToken.objects.select_related("user").filter(token_hash=digest).first()
+    token = _token_by_digest(digest)
     # The lookup is by digest; compare again in constant time so no timing reveals a near match.
     if token is None or not hmac.compare_digest(token.token_hash, digest):
         raise TokenRejected("TOKEN_INVALID", "The bearer token is not valid.")

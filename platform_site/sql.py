@@ -1,8 +1,11 @@
 """SQL shapes the ORM does not write by itself."""
 
+from collections.abc import Sequence
+from typing import Any
+
 from django.contrib.postgres.expressions import ArraySubquery
 from django.db import connections
-from django.db.models import BooleanField, F, Func, IntegerField, Q, QuerySet
+from django.db.models import BooleanField, F, Func, IntegerField, Model, Q, QuerySet
 
 
 def among(field: str, values: QuerySet, *, using: str = "default") -> Q:
@@ -41,3 +44,26 @@ def count_disjoint(*querysets: QuerySet, using: str = "default") -> int:
     with connections[using].cursor() as cursor:
         cursor.execute("SELECT " + " + ".join(parts), params)
         return int(cursor.fetchone()[0])
+
+
+class RowLoader:
+    """A model's instances from the columns of a hand-written query, converted as the ORM converts them
+    (`from_db_value`: JSON, for one). For the few queries every request makes, where compiling a queryset costs
+    more than running it: `loader.columns` is the select list (table alias `alias`), `loader.load(row)` the
+    instance from that many values. PostgreSQL only: SQLite's backend adds converters of its own."""
+
+    def __init__(self, model: type[Model], alias: str) -> None:
+        fields = model._meta.concrete_fields
+        self.model = model
+        self.width = len(fields)
+        self.columns = ", ".join(f'{alias}."{field.column}"' for field in fields)
+        self._attnames = [field.attname for field in fields]
+        self._converters = [
+            (index, field.from_db_value) for index, field in enumerate(fields) if hasattr(field, "from_db_value")
+        ]
+
+    def load(self, values: Sequence[Any], *, using: str = "default") -> Any:
+        values = list(values)
+        for index, convert in self._converters:
+            values[index] = convert(values[index], None, connections[using])
+        return self.model.from_db(using, self._attnames, values)

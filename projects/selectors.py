@@ -1,12 +1,12 @@
 from datetime import datetime
 
 from django.db import connection
-from django.db.models import Func, IntegerField, OuterRef, QuerySet, Subquery, Sum
-from django.db.models.functions import Coalesce
+from django.db.models import CharField, Func, IntegerField, OuterRef, QuerySet, Subquery
+from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from accounts.models import Membership, User
-from projects.models import Project, ProjectMember, ProjectTally
+from projects.models import Project, ProjectMember
 from workspaces.models import LIVE_STATES, Workspace, WorkspaceState
 
 # How many current members a project shows inline (GET /projects, the console); member_count has them all and
@@ -69,28 +69,71 @@ def member_previews(project_ids: list[str], *, now: datetime | None = None) -> d
     return previews
 
 
-def _kept(column: str) -> Coalesce:
-    """The project's kept count (projects.models.ProjectTally): a row or two read from a covering index."""
-    summed = ProjectTally.objects.filter(project=OuterRef("pk")).order_by().values("project").annotate(n=Sum(column))
-    return Coalesce(Subquery(summed.values("n"), output_field=IntegerField()), 0)
+# On PostgreSQL each figure is a correlated subquery written once as SQL: the same plans as the querysets below
+# (a row or two from an index per project), without building and compiling six nested querysets on every request
+# (about 3 ms of a /projects request's CPU). `projects_project` is the outer query's table: projects_for's querysets
+# are only ever the outermost query (pages, counts, the console), never a subquery.
+_FIGURES_SQL = {
+    "caller_project_role": (
+        "SELECT pm.role FROM projects_projectmember pm WHERE pm.project_id = projects_project.id AND pm.user_id = %s"
+        " AND (pm.expires_at IS NULL OR pm.expires_at > %s)",
+        CharField(),
+    ),
+    "caller_org_role": (
+        "SELECT m.role FROM accounts_membership m"
+        " WHERE m.organization_id = projects_project.organization_id AND m.user_id = %s",
+        CharField(),
+    ),
+    # The kept count (projects.models.ProjectTally) has every member row; an expired membership the sweep has not
+    # removed yet is not a member (read from the project_member_expiring index).
+    "member_count": (
+        "SELECT COALESCE(SUM(t.members), 0) - (SELECT COUNT(*) FROM projects_projectmember pm"
+        " WHERE pm.project_id = projects_project.id AND pm.expires_at IS NOT NULL AND pm.expires_at <= %s)"
+        " FROM projects_projecttally t WHERE t.project_id = projects_project.id",
+        IntegerField(),
+    ),
+    "total_instances": (
+        "SELECT COALESCE(SUM(t.workspaces), 0) FROM projects_projecttally t WHERE t.project_id = projects_project.id",
+        IntegerField(),
+    ),
+    "live_instances": (
+        "SELECT COALESCE(SUM(t.live_workspaces), 0) FROM projects_projecttally t"
+        " WHERE t.project_id = projects_project.id",
+        IntegerField(),
+    ),
+    "active_instances": (
+        "SELECT COALESCE(SUM(t.running_workspaces), 0) FROM projects_projecttally t"
+        " WHERE t.project_id = projects_project.id",
+        IntegerField(),
+    ),
+}
 
 
-def _counts() -> dict:
-    """member_count, total_instances, live_instances and active_instances of each project."""
-    if connection.vendor != "postgresql":  # not kept elsewhere: counted
-        return {
-            "member_count": _count_of(ProjectMember.objects.current()),
-            "total_instances": _count_of(Workspace.objects.all()),
-            "live_instances": _count_of(Workspace.objects.filter(state__in=LIVE_STATES)),
-            "active_instances": _count_of(Workspace.objects.filter(state=WorkspaceState.RUNNING)),
+def _figures(user: User) -> dict:
+    """The caller's roles in each project, its member count and its three instance counts."""
+    now = timezone.now()
+    if connection.vendor == "postgresql":
+        params = {
+            "caller_project_role": (user.pk, now),
+            "caller_org_role": (user.pk,),
+            "member_count": (now,),
         }
-    # The kept count has every member row; an expired membership the sweep has not removed yet is not a member.
-    expired = ProjectMember.objects.filter(expires_at__isnull=False, expires_at__lte=timezone.now())
+        return {
+            name: RawSQL(f"({sql})", params.get(name, ()), output_field=field)  # noqa: S611 (constant SQL)
+            for name, (sql, field) in _FIGURES_SQL.items()
+        }
+    # SQLite (the sandbox, the quick tests): the same figures as querysets, counted directly (nothing is kept).
     return {
-        "member_count": _kept("members") - _count_of(expired),
-        "total_instances": _kept("workspaces"),
-        "live_instances": _kept("live_workspaces"),
-        "active_instances": _kept("running_workspaces"),
+        "caller_project_role": Subquery(
+            ProjectMember.objects.current().filter(project=OuterRef("pk"), user=user).values("role")[:1]
+        ),
+        "caller_org_role": Subquery(
+            Membership.objects.filter(organization=OuterRef("organization_id"), user=user).values("role")[:1]
+        ),
+        "member_count": _count_of(ProjectMember.objects.current()),
+        "total_instances": _count_of(Workspace.objects.all()),
+        "live_instances": _count_of(Workspace.objects.filter(state__in=LIVE_STATES)),
+        "active_instances": _count_of(Workspace.objects.filter(state=WorkspaceState.RUNNING)),
     }
 
 
@@ -99,16 +142,4 @@ def projects_for(*, user: User, queryset: QuerySet[Project] | None = None) -> Qu
     (member_previews reads the members a page shows.)"""
     if queryset is None:
         queryset = Project.objects.visible_to(user)
-    return (
-        queryset.select_related("organization")
-        .annotate(
-            caller_project_role=Subquery(
-                ProjectMember.objects.current().filter(project=OuterRef("pk"), user=user).values("role")[:1]
-            ),
-            caller_org_role=Subquery(
-                Membership.objects.filter(organization=OuterRef("organization_id"), user=user).values("role")[:1]
-            ),
-            **_counts(),
-        )
-        .order_by("name", "id")
-    )
+    return queryset.select_related("organization").annotate(**_figures(user)).order_by("name", "id")

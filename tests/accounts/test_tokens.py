@@ -140,3 +140,28 @@ def test_it_cannot_revoke_someone_elses_token(db, owner, outsider):
     digest = theirs.token.token.token_hash
     assert_error(bearer_client(owner).post(f"/api/v1/tokens/revoke/{digest}"), 404, "TOKEN_NOT_FOUND")
     assert theirs.get("/api/v1/me/profile").status_code == 200
+
+
+def test_it_loads_the_token_and_its_user_as_the_orm_does(db, owner, django_assert_num_queries):
+    from accounts.models import TokenScope
+    from accounts.services import token_authenticate, token_create
+
+    issued = token_create(actor=owner, name="laptop", scopes=[TokenScope.READ, TokenScope.WRITE])
+    ApiToken.objects.filter(pk=issued.token.pk).update(
+        expires_at=timezone.now() + timedelta(days=3), last_used_at=timezone.now(), last_used_ip="192.0.2.7"
+    )
+    expected = ApiToken.objects.select_related("user").get(pk=issued.token.pk)
+
+    # One query: the token with its user (the last use was just written, from the same address).
+    with django_assert_num_queries(1):
+        token = token_authenticate(secret=issued.secret, ip="192.0.2.7")
+
+    for field in ApiToken._meta.concrete_fields:
+        assert getattr(token, field.attname) == getattr(expected, field.attname), field.name
+    for field in type(owner)._meta.concrete_fields:
+        assert getattr(token.user, field.attname) == getattr(expected.user, field.attname), field.name
+    assert token.scopes == ["read", "write"]  # decoded JSON, not its text
+    assert token.expires_at.tzinfo is not None
+    assert not token._state.adding and token.user.pk == owner.pk
+    token.save(update_fields=["name"])  # a loaded row, saved as an update
+    assert ApiToken.objects.count() == 1

@@ -74,3 +74,14 @@ def test_it_publishes_the_web_port_on_loopback_only():
             assert published.startswith(("127.0.0.1:", "[::1]:")), (name, mapping)
     assert compose["services"]["web"]["ports"] == ["127.0.0.1:8000:8000"]
     assert "127.0.0.1" in (ROOT / "README.md").read_text().split("## Production", 1)[1].split("###", 1)[0]
+
+
+def test_the_wsgi_module_loads_every_view_and_freezes_what_it_loaded():
+    import gc
+
+    from platform_site import wsgi
+
+    # The application's modules and classes stay out of the collector's full passes (see platform_site/wsgi.py).
+    assert gc.get_freeze_count() > 10_000
+    assert callable(wsgi.application)
+    gc.unfreeze()  # the test process's later objects are collected as usual
