@@ -1,11 +1,12 @@
 from datetime import datetime
+from typing import NamedTuple
 
 from django.db import connection
-from django.db.models import CharField, Func, IntegerField, OuterRef, QuerySet, Subquery
+from django.db.models import CharField, Field, Func, IntegerField, OuterRef, QuerySet, Subquery
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
-from accounts.models import Membership, User
+from accounts.models import Membership, User, display_name_of
 from projects.models import Project, ProjectMember
 from workspaces.models import LIVE_STATES, Workspace, WorkspaceState
 
@@ -28,11 +29,10 @@ def _count_of(rows: QuerySet) -> Subquery:
 
 
 _MEMBER_PREVIEW_SQL = """
-SELECT m.*, u.username AS preview_username, u.email AS preview_email, u.first_name AS preview_first_name,
-       u.last_name AS preview_last_name
+SELECT m.project_id, u.username, u.email, u.first_name, u.last_name, m.role, m.joined_at
 FROM unnest(%(projects)s::varchar[]) AS p(id)
 CROSS JOIN LATERAL (
-    SELECT * FROM projects_projectmember pm
+    SELECT pm.project_id, pm.user_id, pm.role, pm.joined_at, pm.id FROM projects_projectmember pm
     WHERE pm.project_id = p.id AND (pm.expires_at IS NULL OR pm.expires_at > %(now)s)
     ORDER BY pm.joined_at, pm.id
     LIMIT %(limit)s
@@ -42,30 +42,51 @@ ORDER BY m.project_id, m.joined_at, m.id
 """
 
 
-def member_previews(project_ids: list[str], *, now: datetime | None = None) -> dict[str, list[ProjectMember]]:
-    """Each project's first MEMBERS_INLINE current members by join date, with their users: one query, reading
-    at most that many rows of each project from the (project, joined_at, id) index, however many members it
-    has. (A sliced Prefetch sorts every member of the projects with a window function instead.)"""
+class MemberPreview(NamedTuple):
+    """A member as a project list shows it inline: the membership's and the user's columns, no model objects."""
+
+    project_id: str
+    username: str
+    email: str
+    first_name: str
+    last_name: str
+    role: str
+    joined_at: datetime
+
+    @property
+    def name(self) -> str:
+        return display_name_of(first_name=self.first_name, last_name=self.last_name, username=self.username)
+
+
+def member_previews(project_ids: list[str], *, now: datetime | None = None) -> dict[str, list[MemberPreview]]:
+    """Each project's first MEMBERS_INLINE current members by join date: one query, reading at most that many
+    rows of each project from the (project, joined_at, id) index, however many members it has. (A sliced
+    Prefetch sorts every member of the projects with a window function instead.)"""
     now = now or timezone.now()
-    previews: dict[str, list[ProjectMember]] = {project_id: [] for project_id in project_ids}
+    previews: dict[str, list[MemberPreview]] = {project_id: [] for project_id in project_ids}
     if not project_ids:
         return previews
     if connection.vendor != "postgresql":  # the SQLite sandbox: every member, cut in Python
-        for member in ProjectMember.objects.current().filter(project_id__in=project_ids).select_related("user"):
+        members = ProjectMember.objects.current().filter(project_id__in=project_ids).select_related("user")
+        for member in members:
             if len(previews[member.project_id]) < MEMBERS_INLINE:
-                previews[member.project_id].append(member)
+                user = member.user
+                previews[member.project_id].append(
+                    MemberPreview(
+                        member.project_id,
+                        user.username,
+                        user.email,
+                        user.first_name,
+                        user.last_name,
+                        member.role,
+                        member.joined_at,
+                    )
+                )
         return previews
-    params = {"projects": list(project_ids), "now": now, "limit": MEMBERS_INLINE}
-    for member in ProjectMember.objects.raw(_MEMBER_PREVIEW_SQL, params):
-        columns = vars(member)  # the user's columns, read along (raw() sets them as attributes)
-        member.user = User(
-            pk=member.user_id,
-            username=columns["preview_username"],
-            email=columns["preview_email"],
-            first_name=columns["preview_first_name"],
-            last_name=columns["preview_last_name"],
-        )
-        previews[member.project_id].append(member)
+    with connection.cursor() as cursor:
+        cursor.execute(_MEMBER_PREVIEW_SQL, {"projects": list(project_ids), "now": now, "limit": MEMBERS_INLINE})
+        for row in cursor.fetchall():
+            previews[row[0]].append(MemberPreview(*row))
     return previews
 
 
@@ -73,7 +94,7 @@ def member_previews(project_ids: list[str], *, now: datetime | None = None) -> d
 # (a row or two from an index per project), without building and compiling six nested querysets on every request
 # (about 3 ms of a /projects request's CPU). `projects_project` is the outer query's table: projects_for's querysets
 # are only ever the outermost query (pages, counts, the console), never a subquery.
-_FIGURES_SQL = {
+_FIGURES_SQL: dict[str, tuple[str, Field]] = {
     "caller_project_role": (
         "SELECT pm.role FROM projects_projectmember pm WHERE pm.project_id = projects_project.id AND pm.user_id = %s"
         " AND (pm.expires_at IS NULL OR pm.expires_at > %s)",

@@ -3,14 +3,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 
-from django.db.models import IntegerField, OuterRef, Prefetch, Q, QuerySet, Subquery
+from django.db import connection
+from django.db.models import IntegerField, OuterRef, Prefetch, Q, QuerySet, Subquery, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from accounts.models import User
 from platform_site.errors import Conflict
+from platform_site.sql import among
 from workspaces import sizing
-from workspaces.models import ProvisionJob, StateTransition, Workspace, WorkspaceState
+from workspaces.models import LIVE_STATES, ProvisionJob, StateTransition, Workspace, WorkspaceState
 
 HOUR = Decimal(3600)
 CENTS = Decimal("0.0001")
@@ -192,3 +194,26 @@ def connect_info(workspace: Workspace) -> dict | None:
         if service.get("port")
     ]
     return {"host": host, "user": user, "ssh": f"ssh {identity}{user}@{host}", "services": services}
+
+
+# The instance counts each project keeps (projects.models.ProjectTally), by the states they count.
+_KEPT_COUNTS = {
+    None: "workspaces",
+    frozenset({WorkspaceState.RUNNING.value}): "running_workspaces",
+    frozenset(LIVE_STATES): "live_workspaces",
+}
+
+
+def kept_workspace_count(*, user: User, states: frozenset[str] | None) -> int | None:
+    """How many workspaces `user` may see (those in `states`, all when None), from their projects' kept counts:
+    a row or two per project from a covering index instead of counting every workspace on every page. None
+    where no count is kept: SQLite, or a set of states the projects do not count."""
+    from projects.models import Project, ProjectTally
+
+    column = _KEPT_COUNTS.get(states)
+    if column is None or connection.vendor != "postgresql":
+        return None
+    # The same scope as Workspace.objects.visible_to: the workspaces of the projects the user may see.
+    projects = Project.objects.visible_to(user).values("pk")
+    kept = ProjectTally.objects.filter(among("project_id", projects)).aggregate(n=Sum(column))
+    return int(kept["n"] or 0)

@@ -7,7 +7,7 @@ from django.utils import timezone
 
 from accounts.models import User
 from projects.models import ProjectMember, ProjectRole
-from projects.selectors import MEMBERS_INLINE
+from projects.selectors import MEMBERS_INLINE, member_previews
 from projects.serializers import ProjectMemberSerializer, member_json
 from tests.conftest import bearer_client, make_project, make_user
 
@@ -75,8 +75,12 @@ def test_it_reads_the_previews_in_constant_queries(owner, org, project, django_a
 
 
 def test_it_writes_each_member_as_the_member_serializer_does(owner, project):
+    owner.first_name, owner.last_name = "Ada", "Lovelace\x07"  # a control character is never shown
+    owner.save()
     member = ProjectMember.objects.select_related("user").get(project=project, user=owner)
-    assert member_json(member) == ProjectMemberSerializer(member).data
+    (preview,) = member_previews([project.pk])[project.pk]
+    assert member_json(preview) == ProjectMemberSerializer(member).data
+    assert member_json(preview)["name"] == "Ada Lovelace"
 
 
 def test_the_budget_brief_is_written_as_its_serializer_writes_it():

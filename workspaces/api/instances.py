@@ -43,7 +43,8 @@ DRY_RUN_DAYS = 30
 
 # The list reads rows of values (selectors.workspace_list_rows) and renders them with
 # serializers.workspace_list_json: three queries a page (token, count, page), whatever the page's depth (keyset
-# paging, platform_site.api.pagination). WorkspaceSerializer stays the documented shape (and the detail's).
+# paging, platform_site.api.pagination). Unfiltered or by state, the count is the projects' kept counts.
+# WorkspaceSerializer stays the documented shape (and the detail's).
 class InstanceListView(mixins.ListModelMixin, ScopedAPIView):
     model = Workspace
     serializer_class = WorkspaceSerializer
@@ -76,6 +77,17 @@ class InstanceListView(mixins.ListModelMixin, ScopedAPIView):
     def get(self, request):
         rows = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
         return self.get_paginated_response(workspace_list_json(rows))
+
+    def count_rows(self, queryset) -> int:
+        # Unfiltered, or by the states the projects count: their kept counts (no pass over the workspaces).
+        params = self.request.query_params
+        if not any(params.get(name) for name in ("project", "template", "owner")):
+            state = params.get("state")
+            states = frozenset(state.split(",")) if state else None
+            kept = selectors.kept_workspace_count(user=self.request.user, states=states)
+            if kept is not None:
+                return kept
+        return queryset.count()
 
     def page_rows(self, queryset):
         # Counted bare (an index-only scan), read as values with joins and the progress subquery.
