@@ -232,3 +232,41 @@ def test_it_ranks_workspaces_older_than_the_period_by_their_cost_in_it(owner, or
     ranked = [(row["name"], row["cost"]) for row in fast["top_spending_instances"]]
     assert [name for name, _ in ranked] == ["runner", "gone", "newcomer", "veteran"]
     assert dict(ranked)["veteran"] == money(Decimal(2))
+
+
+def test_it_sums_the_closed_windows_as_the_querysets_do(owner, org, project, monkeypatch):
+    """closed_since's hand-written SQL and its querysets: the same sums by kind for windows that start on a day
+    with rows, between rows, before every row, and for the whole history (None)."""
+    workspace = _workspaces(org, project, owner)[0]
+    zone = ledger.zone_of("Europe/Berlin")
+    for day in range(6):
+        for kind, hour in ((CostEntry.Kind.COMPUTE, 1), (CostEntry.Kind.STORAGE, 13), (CostEntry.Kind.COMPUTE, 22)):
+            start = datetime(2026, 11, 20 + day, hour, 0, tzinfo=zone)
+            record_cost(
+                organization=org,
+                workspace=workspace,
+                project=project,
+                member=owner,
+                kind=kind,
+                item=f"{kind}-{hour}",
+                start=start,
+                end=start + timedelta(minutes=30),
+                day=start.date(),
+                quantity=Decimal(1800),
+                unit="seconds",
+                rate=Decimal(1),
+                amount=Decimal("1.25") * (day + 1) + Decimal(hour) / 100,
+            )
+    windows = {
+        "none": None,
+        "mid-day": datetime(2026, 11, 22, 12, 0, tzinfo=zone),
+        "late": datetime(2026, 11, 25, 23, 0, tzinfo=zone),
+        "before": datetime(2026, 11, 1, tzinfo=zone),
+    }
+    for chosen in (windows, {k: v for k, v in windows.items() if v is not None}, {"none": None}):
+        sql = reports.closed_since(project.pk, chosen, zone)
+        monkeypatch.setattr(reports, "connection", SimpleNamespace(vendor="sqlite"))
+        querysets = reports.closed_since(project.pk, chosen, zone)
+        monkeypatch.undo()
+        assert sql == querysets, chosen
+        assert sql[next(iter(chosen))]  # something was summed
