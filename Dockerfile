@@ -20,4 +20,4 @@ USER carrel
 
 EXPOSE 8000
 # No gunicorn access log (it would print secrets in URLs); Carrel's own, redacted, is on by default here.
-CMD ["gunicorn", "platform_site.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "3"]
+CMD ["gunicorn", "platform_site.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "2"]

@@ -2,7 +2,7 @@
 
 Creates a fresh PostgreSQL database, migrates it and loads one organization with `--members` members and
 `--workspaces` running workspaces in one project, shaped as real launches leave them (bench/lists_load.py). Starts
-gunicorn as docker-compose.yml does (`platform_site.wsgi:application`, 3 sync workers by default) with production
+gunicorn as docker-compose.yml does (`platform_site.wsgi:application`, 2 sync workers by default) with production
 settings (DEBUG off, PostgreSQL, Redis db `--redis-db` as cache, rate limits raised, the access log on), then drives
 each endpoint with wrk, closed loop, `--connections` connections, for `--duration` seconds after `--warmup` seconds,
 with the organization owner's bearer token, and prints one JSON line per endpoint:
@@ -79,7 +79,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=",".join(ENDPOINTS),
         help=f"comma-separated, from {', '.join(ENDPOINTS)} (default all)",
     )
-    parser.add_argument("--workers", type=int, default=3, help="gunicorn workers (default 3, as compose runs it)")
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (default 2, as compose runs it)")
     parser.add_argument("--worker-class", default="sync", help="gunicorn worker class: sync (default) or gthread")
     parser.add_argument("--threads", type=int, default=1, help="gunicorn threads per worker (gthread)")
     parser.add_argument(
