@@ -9,6 +9,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from django.db import connection
 from django.db.models import (
     Case,
     Count,
@@ -95,8 +96,40 @@ def idle_history(
     return with_savings(queryset.order_by("-created_at", "-id"), now=now)
 
 
+# idle_savings on PostgreSQL: with_savings' arithmetic over the project's actions, written once as SQL (every
+# budget report asks; building and compiling the queryset cost several times running it). A test compares the two.
+_SAVINGS_SQL = """
+SELECT SUM(e.hourly_rate * (GREATEST(EXTRACT(EPOCH FROM (
+           LEAST(rest.until, COALESCE(w.expires_at, rest.until)) - e.created_at)), 0.0) / 3600.0)::numeric(14, 6)),
+       COUNT(*)
+FROM idle_idleevent e
+JOIN workspaces_workspace w ON w.id = e.workspace_id
+CROSS JOIN LATERAL (
+    SELECT COALESCE((
+        SELECT t.created_at FROM workspaces_statetransition t
+        WHERE t.workspace_id = e.workspace_id AND t.created_at >= e.created_at AND t.to_state = ANY(%(waking)s)
+        ORDER BY t.created_at LIMIT 1
+    ), %(now)s) AS until
+) rest
+WHERE e.project_id = %(project)s AND e.kind = ANY(%(actions)s)
+  AND (%(since)s::timestamptz IS NULL OR e.created_at >= %(since)s)
+"""
+
+
 def idle_savings(*, project: Any, since: datetime | None = None, now: datetime | None = None) -> dict:
     """What the project's idle actions saved ({"total_usd", "actions"}); with `since`, the actions taken since."""
+    if connection.vendor == "postgresql":
+        params = {
+            "project": project.pk,
+            "since": since,
+            "now": now or timezone.now(),
+            "waking": [str(state) for state in WAKING],
+            "actions": [str(kind) for kind in ACTIONS],
+        }
+        with connection.cursor() as cursor:
+            cursor.execute(_SAVINGS_SQL, params)
+            total, actions = cursor.fetchone()
+        return {"total_usd": Decimal(total or 0).quantize(Decimal("0.0001")), "actions": actions}
     queryset = IdleEvent.objects.filter(project=project, kind__in=ACTIONS)
     if since is not None:
         queryset = queryset.filter(created_at__gte=since)

@@ -119,3 +119,32 @@ def test_the_project_budget_shows_idle_savings(project, owner, owner_client):
     body = owner_client.get(f"/api/v1/projects/{project.pk}/budget").json()
     assert body["idle_savings"]["actions"] == 2
     assert D(str(body["idle_savings"]["total_usd"])) == D("0.6000")
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the hand-written sum is PostgreSQL's")
+def test_the_savings_sum_answers_what_the_querysets_answer(project, owner, monkeypatch):
+    from types import SimpleNamespace
+
+    from idle import selectors
+
+    now = timezone.now()
+    boxes = [make_workspace(project, owner, f"box-{i}") for i in range(4)]
+    action(boxes[0], at=now - timedelta(hours=10))
+    woke(boxes[0], at=now - timedelta(hours=8, minutes=17))
+    woke(boxes[0], at=now - timedelta(hours=7), to_state="starting")
+    action(boxes[0], at=now - timedelta(hours=3), kind="stop", rate="0.1234")
+    action(boxes[1], at=now - timedelta(days=3), rate="1.75")  # before `since` below
+    Workspace.objects.filter(pk=boxes[2].pk).update(expires_at=now - timedelta(minutes=50))
+    action(boxes[2], at=now - timedelta(hours=4, seconds=7))
+    action(boxes[3], at=now - timedelta(hours=2), kind="warned", rate="9")  # not an action
+    action(boxes[3], at=now + timedelta(minutes=5))  # after now: nothing saved yet
+    other = Project.objects.create(organization=project.organization, name="Other")
+    action(make_workspace(other, owner, "elsewhere"), at=now - timedelta(hours=5), rate="3")
+
+    for since in (None, now - timedelta(days=1), now + timedelta(days=1)):
+        sql = idle_savings(project=project, since=since, now=now)
+        monkeypatch.setattr(selectors, "connection", SimpleNamespace(vendor="sqlite"))
+        querysets = idle_savings(project=project, since=since, now=now)
+        monkeypatch.undo()
+        assert sql == querysets, since
+    assert idle_savings(project=project, now=now)["actions"] == 5
