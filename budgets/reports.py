@@ -12,6 +12,7 @@ Closed rows are filtered on `day` (indexed with project, organization, workspace
 starts at an instant rather than a midnight, on `start` too.
 """
 
+import functools
 import zoneinfo
 from collections import defaultdict
 from collections.abc import Iterable
@@ -26,12 +27,13 @@ from django.db.models import DecimalField, Q, Sum, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from accounts.models import Organization
 from budgets import ledger
 from budgets.models import Allocation, BudgetAlert, CostDay, CostEntry
 from budgets.selectors import HOUR, ZERO, money, open_spend
 from budgets.services.periods import current_period, month_of
 from idle.selectors import idle_savings
-from platform_site.sql import among
+from platform_site.sql import RowLoader, among
 from projects.models import Project
 from workspaces.models import StateTransition, Workspace, WorkspaceState
 
@@ -129,6 +131,32 @@ WORKSPACE_FIELDS = (
     "organization__discount_percent",
     "organization__time_zone",
 )
+
+
+@functools.cache
+def _workspace_loaders() -> tuple[RowLoader, RowLoader, str]:
+    """WORKSPACE_FIELDS as one hand-written select (`w` the workspace, `o` its organization)."""
+    own = [name for name in WORKSPACE_FIELDS if "__" not in name] + ["organization_id"]
+    workspace = RowLoader(Workspace, "w", own)
+    organization = RowLoader(Organization, "o", ["id", *(n.split("__")[1] for n in WORKSPACE_FIELDS if "__" in n)])
+    tables = "workspaces_workspace w JOIN accounts_organization o ON o.id = w.organization_id"
+    select = f"SELECT {workspace.columns}, {organization.columns} FROM {tables}"  # noqa: S608 (column names)
+    return workspace, organization, select
+
+
+def _workspaces_where(condition: str, params: dict) -> list[Workspace]:
+    """The workspaces matching `condition` (SQL over `w`), with what open_cost and the savings read, by id: what
+    workspaces_active_since's queryset reads, from a query written once (PostgreSQL)."""
+    workspace_loader, organization_loader, select = _workspace_loaders()
+    with connection.cursor() as cursor:
+        cursor.execute(f"{select} WHERE {condition} ORDER BY w.id", params)  # the callers' constant conditions
+        rows = cursor.fetchall()
+    found = []
+    for row in rows:
+        workspace = workspace_loader.load(row[: workspace_loader.width])
+        workspace.organization = organization_loader.load(row[workspace_loader.width :])
+        found.append(workspace)
+    return found
 
 
 def workspaces_active_since(scope: Q, moment: datetime) -> list[Workspace]:
@@ -524,10 +552,8 @@ def top_spenders(
     if not closed:
         return []
     # Still the project's (a kept candidate may have moved to another project since).
-    workspaces = (
-        Workspace.objects.filter(pk__in=list(closed), project=project)
-        .select_related("organization")
-        .only(*WORKSPACE_FIELDS)
+    workspaces = _workspaces_where(
+        "w.id = ANY(%(ids)s::varchar[]) AND w.project_id = %(project)s", {"ids": list(closed), "project": project.pk}
     )
     priced = []
     for workspace in workspaces:
@@ -540,9 +566,24 @@ def top_spenders(
     return priced[:count]
 
 
+_RESTED_SQL = """
+w.project_id = %(project)s
+AND (w.state = ANY(%(resting)s) OR w.id = ANY(ARRAY(
+    -- Transitions into or out of rest since then, from their partial index (workspace_transition_resting).
+    SELECT t.workspace_id FROM workspaces_statetransition t JOIN workspaces_workspace tw ON tw.id = t.workspace_id
+    WHERE t.created_at >= %(since)s AND tw.project_id = %(project)s
+      AND (t.from_state = ANY(%(resting)s) OR t.to_state = ANY(%(resting)s))
+)))
+AND (w.state <> %(terminated)s OR w.state_changed_at >= %(since)s)
+"""
+
+
 def rested_workspaces(project: Project, *, since_: datetime) -> list[Workspace]:
     """The project's workspaces that were stopped or hibernated at some time since `since_`: resting now, or
     with a transition into or out of a resting state since then (the others saved nothing)."""
+    if connection.vendor == "postgresql":
+        params = {"project": project.pk, "since": since_, "resting": sorted(RESTING), "terminated": S.TERMINATED}
+        return _workspaces_where(_RESTED_SQL, params)
     # Transitions into or out of rest since then, from their partial index (workspace_transition_resting): not
     # every transition of the project's workspaces. The workspaces resting now come from (project, state).
     touched = StateTransition.objects.filter(workspace__project=project, created_at__gte=since_).filter(

@@ -52,8 +52,10 @@ class RowLoader:
     more than running it: `loader.columns` is the select list (table alias `alias`), `loader.load(row)` the
     instance from that many values. PostgreSQL only: SQLite's backend adds converters of its own."""
 
-    def __init__(self, model: type[Model], alias: str) -> None:
-        fields = model._meta.concrete_fields
+    def __init__(self, model: type[Model], alias: str, fields: Sequence[str] | None = None) -> None:
+        """`fields`: the attribute names to read (the others are deferred, as with `.only()`); all when None."""
+        concrete = model._meta.concrete_fields
+        fields = [field for field in concrete if fields is None or field.attname in fields or field.name in fields]
         self.model = model
         self.width = len(fields)
         self.columns = ", ".join(f'{alias}."{field.column}"' for field in fields)

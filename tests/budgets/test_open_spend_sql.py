@@ -270,3 +270,42 @@ def test_it_sums_the_closed_windows_as_the_querysets_do(owner, org, project, mon
         monkeypatch.undo()
         assert sql == querysets, chosen
         assert sql[next(iter(chosen))]  # something was summed
+
+
+def test_it_reads_the_rested_workspaces_as_the_queryset_does(owner, org, project, monkeypatch):
+    """rested_workspaces' hand-written select and its queryset: the same workspaces, each field the savings and
+    open_cost read loaded alike, the organization's included."""
+    from tests.conftest import make_project
+
+    made = _workspaces(org, project, owner)
+    since = NOW - timedelta(days=2)
+    other = make_project(org, "Other", owner)
+    elsewhere = Workspace.objects.create(organization=org, project=other, owner=owner, name="far", state=S.STOPPED)
+    for workspace, from_state, to_state, at in (
+        (made[0], S.RUNNING, S.HIBERNATED, NOW - timedelta(hours=3)),  # running again? its rows say it rested
+        (made[2], S.STOPPED, S.STARTING, NOW - timedelta(days=1)),
+        (made[7], S.STOPPED, S.TERMINATED, NOW - timedelta(days=3)),  # before the window
+        (elsewhere, S.RUNNING, S.STOPPED, NOW - timedelta(hours=1)),
+    ):
+        StateTransition.objects.create(
+            workspace=workspace, from_state=from_state, to_state=to_state, created_at=at, hourly_rate=Decimal(1)
+        )
+    Workspace.objects.filter(pk=made[7].pk).update(state_changed_at=NOW - timedelta(days=3))
+    org.discount_percent = Decimal("12.5")
+    org.save()
+    project.refresh_from_db()
+
+    def loaded(workspaces):
+        return [
+            (
+                tuple(getattr(w, name) for name in reports.WORKSPACE_FIELDS if "__" not in name),
+                (w.organization.pk, w.organization.discount_percent, w.organization.time_zone),
+            )
+            for w in workspaces
+        ]
+
+    sql = reports.rested_workspaces(project, since_=since)
+    monkeypatch.setattr(reports, "connection", SimpleNamespace(vendor="sqlite"))
+    querysets = reports.rested_workspaces(project, since_=since)
+    assert loaded(sql) == loaded(querysets)
+    assert {w.name for w in sql} == {"ws-0", "ws-2", "ws-3"}
