@@ -133,29 +133,37 @@ WORKSPACE_FIELDS = (
 )
 
 
+_WORKSPACE_TABLES = "workspaces_workspace w JOIN accounts_organization o ON o.id = w.organization_id"
+
+
 @functools.cache
 def _workspace_loaders() -> tuple[RowLoader, RowLoader, str]:
     """WORKSPACE_FIELDS as one hand-written select (`w` the workspace, `o` its organization)."""
     own = [name for name in WORKSPACE_FIELDS if "__" not in name] + ["organization_id"]
     workspace = RowLoader(Workspace, "w", own)
     organization = RowLoader(Organization, "o", ["id", *(n.split("__")[1] for n in WORKSPACE_FIELDS if "__" in n)])
-    tables = "workspaces_workspace w JOIN accounts_organization o ON o.id = w.organization_id"
-    select = f"SELECT {workspace.columns}, {organization.columns} FROM {tables}"  # noqa: S608 (column names)
-    return workspace, organization, select
+    return workspace, organization, f"SELECT {workspace.columns}, {organization.columns}"
 
 
 def _workspaces_where(condition: str, params: dict) -> list[Workspace]:
     """The workspaces matching `condition` (SQL over `w`), with what open_cost and the savings read, by id: what
     workspaces_active_since's queryset reads, from a query written once (PostgreSQL)."""
+    return [workspace for workspace, _ in _workspaces_with("NULL", condition, params)]
+
+
+def _workspaces_with(column: str, condition: str, params: dict) -> list[tuple[Workspace, Any]]:
+    """_workspaces_where, each workspace with the value of one more `column` (SQL over `w`) read along."""
     workspace_loader, organization_loader, select = _workspace_loaders()
+    width = workspace_loader.width + organization_loader.width
     with connection.cursor() as cursor:
-        cursor.execute(f"{select} WHERE {condition} ORDER BY w.id", params)  # the callers' constant conditions
+        # The callers' constant SQL; every value is a parameter.
+        cursor.execute(f"{select}, {column} FROM {_WORKSPACE_TABLES} WHERE {condition} ORDER BY w.id", params)
         rows = cursor.fetchall()
     found = []
     for row in rows:
         workspace = workspace_loader.load(row[: workspace_loader.width])
-        workspace.organization = organization_loader.load(row[workspace_loader.width :])
-        found.append(workspace)
+        workspace.organization = organization_loader.load(row[workspace_loader.width : width])
+        found.append((workspace, row[width]))
     return found
 
 
@@ -510,23 +518,23 @@ SELECT r.workspace_id, COALESCE((
 FROM ranked r
 WHERE r.amount > 0
 """
-# The kept candidates' closed cost, exact, as above.
-_CANDIDATES_CLOSED_SQL = """
-SELECT c.id, COALESCE((
+# The kept candidates' closed cost, exact, as above: read along with each candidate's row.
+_CANDIDATE_CLOSED_COLUMN = """COALESCE((
     SELECT SUM(e.amount) FROM budgets_costentry e
-    WHERE e.workspace_id = c.id AND e.project_id = %(project)s
+    WHERE e.workspace_id = w.id AND e.project_id = %(project)s
       AND (%(day)s::date IS NULL OR (e.day >= %(day)s AND e.start >= %(since)s))
-), 0)
-FROM unnest(%(candidates)s::varchar[]) AS c(id)
-"""
+), 0)"""
+# Still the project's (a kept candidate may have moved to another project since).
+_CANDIDATES = "w.id = ANY(%(candidates)s::varchar[]) AND w.project_id = %(project)s"
 
 
 def top_spenders(
     project: Project, *, since_: datetime | None, zone: zoneinfo.ZoneInfo, now: datetime, count: int
 ) -> list[tuple[Workspace, Decimal]]:
     """The `count` workspaces that cost the project most since `since_` (its whole life when None), with that
-    cost (closed rows plus ledger.open_cost, exact), most first, ties by id. Two queries. The candidates are kept
-    TOP_CANDIDATES_SECONDS per project and period (re-ranked when that runs out); their figures are always read now."""
+    cost (closed rows plus ledger.open_cost, exact), most first, ties by id. The candidates are kept
+    TOP_CANDIDATES_SECONDS per project and period: one query reads them with their closed cost, two when they are
+    ranked again. Their figures are always read now."""
     params = {
         "project": project.pk,
         "since": since_,
@@ -541,20 +549,16 @@ def top_spenders(
     }
     kept = f"budgets:top-candidates:{project.pk}:{params['since_epoch']}"
     candidates = cache.get(kept)
-    with connection.cursor() as cursor:
-        if candidates is None:
+    if candidates is None:
+        with connection.cursor() as cursor:
             cursor.execute(_TOP_SPENDERS_SQL, params)
             closed = dict(cursor.fetchall())
-            cache.set(kept, list(closed), TOP_CANDIDATES_SECONDS)
-        else:
-            cursor.execute(_CANDIDATES_CLOSED_SQL, {**params, "candidates": candidates})
-            closed = dict(cursor.fetchall())
-    if not closed:
-        return []
-    # Still the project's (a kept candidate may have moved to another project since).
-    workspaces = _workspaces_where(
-        "w.id = ANY(%(ids)s::varchar[]) AND w.project_id = %(project)s", {"ids": list(closed), "project": project.pk}
-    )
+        cache.set(kept, list(closed), TOP_CANDIDATES_SECONDS)
+        workspaces = _workspaces_where(_CANDIDATES, {**params, "candidates": list(closed)}) if closed else []
+    else:
+        read = _workspaces_with(_CANDIDATE_CLOSED_COLUMN, _CANDIDATES, {**params, "candidates": candidates})
+        workspaces = [workspace for workspace, _ in read]
+        closed = {workspace.pk: amount for workspace, amount in read}
     priced = []
     for workspace in workspaces:
         cost = closed[workspace.pk]
