@@ -138,8 +138,10 @@ _WORKSPACE_TABLES = "workspaces_workspace w JOIN accounts_organization o ON o.id
 
 @functools.cache
 def _workspace_loaders() -> tuple[RowLoader, RowLoader, str]:
-    """WORKSPACE_FIELDS as one hand-written select (`w` the workspace, `o` its organization)."""
-    own = [name for name in WORKSPACE_FIELDS if "__" not in name] + ["organization_id"]
+    """WORKSPACE_FIELDS as one hand-written select (`w` the workspace, `o` its organization), less the template
+    snapshot: the budget's readers (pricing, savings) never look at it, and it is the widest column."""
+    own = [name for name in WORKSPACE_FIELDS if "__" not in name and name != "template_snapshot"]
+    own.append("organization_id")
     workspace = RowLoader(Workspace, "w", own)
     organization = RowLoader(Organization, "o", ["id", *(n.split("__")[1] for n in WORKSPACE_FIELDS if "__" in n)])
     return workspace, organization, f"SELECT {workspace.columns}, {organization.columns}"
