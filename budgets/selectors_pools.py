@@ -72,28 +72,31 @@ _WINDOW_DAYS_SQL = (
 def _closed_by_project(by_window: Mapping[tuple[Window, str], list[str]]) -> list[tuple[str, Decimal]]:
     """(project, closed spend) parts of each (window, time zone)'s projects, in one round trip; a project may
     appear in several parts (rows and days), each to be added."""
-    parts: list[str] = []
-    params: list = []
-    rows, days = Q(), Q()
+    spans = []  # (projects, first day, last day, start, end) of each window that has begun
     for ((start, end), zone_name), project_ids in by_window.items():
-        if start >= end:
-            continue
-        zone = ledger.zone_of(zone_name)
-        first, last = start.astimezone(zone).date(), end.astimezone(zone).date()
-        parts.append(_WINDOW_ROWS_SQL)
-        params += [project_ids, sorted({first, last}), start, end]
-        rows |= Q(project_id__in=project_ids, day__in={first, last}, start__gte=start, start__lt=end)
-        if (last - first).days > 1:
-            parts.append(_WINDOW_DAYS_SQL)
-            params += [project_ids, first, last]
-            days |= Q(project_id__in=project_ids, day__gt=first, day__lt=last)
-    if not parts:
-        return []
+        if start < end:
+            zone = ledger.zone_of(zone_name)
+            spans.append((project_ids, start.astimezone(zone).date(), end.astimezone(zone).date(), start, end))
     if connection.vendor == "postgresql":
+        parts: list[str] = []
+        params: list = []
+        for project_ids, first, last, start, end in spans:
+            parts.append(_WINDOW_ROWS_SQL)
+            params += [project_ids, sorted({first, last}), start, end]
+            if (last - first).days > 1:
+                parts.append(_WINDOW_DAYS_SQL)
+                params += [project_ids, first, last]
+        if not parts:
+            return []
         with connection.cursor() as cursor:
             cursor.execute(" UNION ALL ".join(f"({part})" for part in parts), params)
             return [(project_id, total) for project_id, total in cursor.fetchall()]
     # SQLite: the same sums as two grouped querysets.
+    rows, days = Q(), Q()
+    for project_ids, first, last, start, end in spans:
+        rows |= Q(project_id__in=project_ids, day__in={first, last}, start__gte=start, start__lt=end)
+        if (last - first).days > 1:
+            days |= Q(project_id__in=project_ids, day__gt=first, day__lt=last)
     sums = [
         model.objects.filter(condition).values_list("project_id").annotate(total=Sum("amount")).order_by()
         for model, condition in ((CostEntry, rows), (CostDay, days))

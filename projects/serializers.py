@@ -4,6 +4,7 @@ from rest_framework import serializers
 
 from budgets.selectors_pools import ProjectBudgetBrief, project_budget_briefs
 from platform_site.api import fields as strict
+from platform_site.api.representation import represent
 from projects.models import Project, ProjectMember, ProjectRole
 from projects.selectors import MEMBERS_INLINE, MemberPreview, member_previews
 from projects.services import effective_project_role
@@ -58,13 +59,8 @@ class ProjectBudgetBriefSerializer(serializers.Serializer):
 
 
 def budget_brief_json(brief: ProjectBudgetBrief) -> dict:
-    """ProjectBudgetBriefSerializer's output, with its own fields' formatting but without building a serializer
-    (and copying its fields) for every project of a list."""
-    shown = {}
-    for name, field in ProjectBudgetBriefSerializer._declared_fields.items():
-        value = getattr(brief, name)
-        shown[name] = None if value is None else field.to_representation(value)
-    return shown
+    """ProjectBudgetBriefSerializer's output, without building a serializer for every project of a list."""
+    return represent(ProjectBudgetBriefSerializer, brief)
 
 
 class ProjectSerializer(serializers.ModelSerializer):
